@@ -1,0 +1,55 @@
+import type { Endpoint, EndpointState } from '../servicetable/types.js';
+
+/** An endpoint's state as the balancer sees it: the table's state, or `removed` once gone. */
+export type EndpointStatus = EndpointState | 'removed';
+
+/**
+ * Live counters of one endpoint of one Service port. Plain fields, read at scrape time by the
+ * metrics and /debug/state; written only by the balancer that owns it (counts) and by the
+ * proxy's connection code through the balancer's methods, never directly.
+ */
+export class EndpointStats {
+  readonly key: string;
+  /** The latest table entry for this endpoint (kept after removal, for display). */
+  endpoint: Endpoint;
+  status: EndpointStatus;
+  /** May take new connections (table choice, not ejected state). */
+  eligible = false;
+  /** Effective weight: 1, or less while slow start ramps it up. Never 0. */
+  weight = 1;
+  /** Connections open and not draining, dials in progress included. */
+  active = 0;
+  /** Connections being drained. */
+  draining = 0;
+  /** Connections established since the endpoint was first seen. */
+  total = 0;
+  /** Dials that failed, by reason. */
+  readonly connectFailures = new Map<string, number>();
+  /** Open HTTP/2 streams over this endpoint's h2c connections. */
+  openStreams = 0;
+  /** Bytes of connections that have ended; live connections add theirs at read time. */
+  bytesClientToServer = 0;
+  bytesServerToClient = 0;
+
+  /** Position in the balancer's heap, -1 when not in it. Balancer-private. */
+  heapIndex = -1;
+  /** Tie-break order: lower goes first; bumped on every pick (rotation). Balancer-private. */
+  seq = 0;
+  /** Connect failures in a row; reset by a successful connect. Balancer-private. */
+  consecutiveFailures = 0;
+  /** Until when (clock ms) the endpoint is skipped after connect failures. Balancer-private. */
+  ejectedUntil = 0;
+  /** When (clock ms) it last turned ready, for slow start; -1 when not ramping. */
+  rampStart = -1;
+
+  constructor(endpoint: Endpoint) {
+    this.key = endpoint.key;
+    this.endpoint = endpoint;
+    this.status = endpoint.state;
+  }
+
+  /** IPVS overhead per weight: `(active * 256 + draining) / weight`. Lower is better. */
+  score(): number {
+    return (this.active * 256 + this.draining) / this.weight;
+  }
+}

@@ -1,0 +1,266 @@
+import type { Endpoint } from '../servicetable/types.js';
+import { EndpointStats, type EndpointStatus } from './endpoint-stats.js';
+import { EndpointHeap } from './heap.js';
+
+export interface BalancerOptions {
+  /** Uniform in [0, 1); injected for tests. Default Math.random. */
+  readonly random?: () => number;
+  /** Milliseconds clock; injected for tests. Default performance.now-free Date.now. */
+  readonly now?: () => number;
+  /** Slow start: a newly ready endpoint's weight ramps from 10% to 100% over this. 0 = off. */
+  readonly slowStartWindowMs?: number;
+  /** First ejection after a connect failure; doubles per failure in a row. Default 1 s. */
+  readonly ejectBaseMs?: number;
+  /** Longest ejection. Default 30 s. */
+  readonly ejectMaxMs?: number;
+}
+
+/** One endpoint whose status changed in an `update`. `previous` is undefined for new ones. */
+export interface EndpointChange {
+  readonly stats: EndpointStats;
+  readonly previous: EndpointStatus | undefined;
+  readonly current: EndpointStatus;
+}
+
+/** Slow start's floor: a new endpoint starts at this fraction of its weight (as Envoy). */
+export const SLOW_START_MIN_WEIGHT = 0.1;
+
+/**
+ * Least-connection balancing for one Service port, IPVS `lc`/`wlc` style: the endpoint with the
+ * lowest `(active * 256 + draining) / weight` wins. Ties, the common case at reconnect, rotate:
+ * the least recently picked tied endpoint wins, and endpoints that arrive together start in an
+ * order rotated from a random point, so one client reconnecting visits every endpoint in turn
+ * and many proxies that all see zero connections do not all choose the same pod.
+ *
+ * Picks are O(log n) in the number of eligible endpoints (an indexed heap), not a scan.
+ * Endpoints whose dial failed are ejected for a while (1 s doubling to 30 s) unless nothing else
+ * is left. The caller reports every connection's life through `pick`, `connected`,
+ * `connectFailed`, `startDraining` and `closed`; counts return to exactly zero when every
+ * connection has ended. A removed endpoint stays listed until its last connection closes.
+ */
+export class LeastConnBalancer {
+  readonly #random: () => number;
+  readonly #now: () => number;
+  readonly #slowStartMs: number;
+  readonly #ejectBaseMs: number;
+  readonly #ejectMaxMs: number;
+  readonly #all = new Map<string, EndpointStats>();
+  readonly #heap = new EndpointHeap();
+  readonly #ejected = new Set<EndpointStats>();
+  readonly #ramping = new Set<EndpointStats>();
+  #highSeq = 0;
+  #lowSeq = 0;
+  #updates = 0;
+
+  constructor(opts: BalancerOptions = {}) {
+    this.#random = opts.random ?? Math.random;
+    this.#now = opts.now ?? Date.now;
+    this.#slowStartMs = opts.slowStartWindowMs ?? 0;
+    this.#ejectBaseMs = opts.ejectBaseMs ?? 1000;
+    this.#ejectMaxMs = opts.ejectMaxMs ?? 30_000;
+  }
+
+  /** Every endpoint with state or connections, in table order then removed ones. */
+  endpoints(): IterableIterator<EndpointStats> {
+    return this.#all.values();
+  }
+
+  get(key: string): EndpointStats | undefined {
+    return this.#all.get(key);
+  }
+
+  /** Number of endpoints that may take new connections now (ejected ones included). */
+  get eligibleCount(): number {
+    return this.#heap.size + this.#ejected.size;
+  }
+
+  /**
+   * Applies a new endpoint list (a ServicePort's `endpoints`). Returns the endpoints whose
+   * status changed. Connections already open are never touched here.
+   */
+  update(endpoints: readonly Endpoint[]): EndpointChange[] {
+    const first = this.#updates++ === 0;
+    const now = this.#now();
+    const changes: EndpointChange[] = [];
+    const seen = new Set<string>();
+    const fresh: EndpointStats[] = [];
+    for (const ep of endpoints) {
+      seen.add(ep.key);
+      let stats = this.#all.get(ep.key);
+      const previous = stats?.status;
+      if (stats === undefined) {
+        stats = new EndpointStats(ep);
+        this.#all.set(ep.key, stats);
+        fresh.push(stats);
+      }
+      stats.endpoint = ep;
+      stats.status = ep.state;
+      if (previous !== ep.state) changes.push({ stats, previous, current: ep.state });
+      // Slow start applies to endpoints that turn ready after the first table, as in Envoy:
+      // at start every endpoint is old.
+      if (!first && ep.state === 'ready' && previous !== 'ready' && this.#slowStartMs > 0) {
+        stats.rampStart = now;
+        this.#ramping.add(stats);
+      } else if (ep.state !== 'ready') {
+        this.#endRamp(stats);
+      }
+      this.#setEligible(stats, ep.eligible);
+    }
+    for (const stats of [...this.#all.values()]) {
+      if (seen.has(stats.key)) continue;
+      if (stats.status !== 'removed') {
+        changes.push({ stats, previous: stats.status, current: 'removed' });
+        stats.status = 'removed';
+        this.#setEligible(stats, false);
+        this.#endRamp(stats);
+      }
+      this.#forgetIfIdle(stats);
+    }
+    this.#placeFresh(fresh);
+    this.#refreshRamps();
+    return changes;
+  }
+
+  /**
+   * Chooses the endpoint for a new connection and counts it as active. `exclude` holds
+   * endpoints this connection already failed to reach. Undefined when none is eligible.
+   */
+  pick(exclude?: ReadonlySet<EndpointStats>): EndpointStats | undefined {
+    this.#readmitEjected();
+    this.#refreshRamps();
+    let chosen = this.#heap.peek();
+    if (chosen !== undefined && exclude?.has(chosen)) {
+      const skipped: EndpointStats[] = [];
+      while ((chosen = this.#heap.pop()) !== undefined && exclude.has(chosen)) skipped.push(chosen);
+      if (chosen !== undefined) this.#heap.push(chosen);
+      for (const s of skipped) this.#heap.push(s);
+    }
+    if (chosen === undefined) chosen = this.#leastEjected(exclude);
+    if (chosen === undefined) return undefined;
+    chosen.active++;
+    chosen.seq = ++this.#highSeq;
+    this.#heap.fix(chosen);
+    return chosen;
+  }
+
+  /** The picked endpoint accepted the connection. */
+  connected(ep: EndpointStats): void {
+    ep.total++;
+    ep.consecutiveFailures = 0;
+  }
+
+  /** The dial to a picked endpoint failed: uncount it and eject the endpoint for a while. */
+  connectFailed(ep: EndpointStats, reason: string): void {
+    ep.connectFailures.set(reason, (ep.connectFailures.get(reason) ?? 0) + 1);
+    ep.consecutiveFailures++;
+    const backoff = Math.min(
+      this.#ejectMaxMs,
+      this.#ejectBaseMs * 2 ** (ep.consecutiveFailures - 1),
+    );
+    ep.ejectedUntil = this.#now() + backoff;
+    if (this.#heap.has(ep)) {
+      this.#heap.remove(ep);
+      this.#ejected.add(ep);
+    }
+    this.#release(ep, false);
+  }
+
+  /** An open connection starts draining: it moves from active to draining. */
+  startDraining(ep: EndpointStats): void {
+    ep.active--;
+    ep.draining++;
+    this.#heap.fix(ep);
+  }
+
+  /** An established connection ended. `draining` says which count it was in. */
+  closed(ep: EndpointStats, draining: boolean): void {
+    this.#release(ep, draining);
+  }
+
+  #release(ep: EndpointStats, draining: boolean): void {
+    if (draining) ep.draining--;
+    else ep.active--;
+    this.#heap.fix(ep);
+    if (ep.status === 'removed') this.#forgetIfIdle(ep);
+  }
+
+  #forgetIfIdle(ep: EndpointStats): void {
+    if (ep.active === 0 && ep.draining === 0) {
+      this.#all.delete(ep.key);
+      this.#ejected.delete(ep);
+    }
+  }
+
+  #setEligible(ep: EndpointStats, eligible: boolean): void {
+    ep.eligible = eligible;
+    if (!eligible) {
+      this.#heap.remove(ep);
+      this.#ejected.delete(ep);
+    } else if (!this.#heap.has(ep) && !this.#ejected.has(ep)) {
+      if (ep.ejectedUntil > this.#now()) this.#ejected.add(ep);
+      else this.#heap.push(ep);
+    }
+  }
+
+  /**
+   * New endpoints take tie-break positions before every existing one (they have never been
+   * picked), in table order rotated from a random point.
+   */
+  #placeFresh(fresh: EndpointStats[]): void {
+    const n = fresh.length;
+    if (n === 0) return;
+    const start = Math.floor(this.#random() * n) % n;
+    for (let i = 0; i < n; i++) {
+      const ep = fresh[(start + i) % n] as EndpointStats;
+      ep.seq = this.#lowSeq - n + i;
+      this.#heap.fix(ep);
+    }
+    this.#lowSeq -= n;
+  }
+
+  #readmitEjected(): void {
+    if (this.#ejected.size === 0) return;
+    const now = this.#now();
+    for (const ep of this.#ejected) {
+      if (ep.ejectedUntil <= now) {
+        this.#ejected.delete(ep);
+        this.#heap.push(ep);
+      }
+    }
+  }
+
+  /** When every eligible endpoint is ejected, trying one beats failing the client. */
+  #leastEjected(exclude?: ReadonlySet<EndpointStats>): EndpointStats | undefined {
+    let best: EndpointStats | undefined;
+    for (const ep of this.#ejected) {
+      if (exclude?.has(ep)) continue;
+      if (best === undefined || ep.ejectedUntil < best.ejectedUntil) best = ep;
+    }
+    return best;
+  }
+
+  #endRamp(ep: EndpointStats): void {
+    if (ep.rampStart < 0) return;
+    ep.rampStart = -1;
+    ep.weight = 1;
+    this.#ramping.delete(ep);
+    this.#heap.fix(ep);
+  }
+
+  #refreshRamps(): void {
+    if (this.#ramping.size === 0) return;
+    const now = this.#now();
+    for (const ep of this.#ramping) {
+      const f = (now - ep.rampStart) / this.#slowStartMs;
+      if (f >= 1) {
+        this.#endRamp(ep);
+        continue;
+      }
+      const w = Math.max(SLOW_START_MIN_WEIGHT, f);
+      if (w !== ep.weight) {
+        ep.weight = w;
+        this.#heap.fix(ep);
+      }
+    }
+  }
+}
