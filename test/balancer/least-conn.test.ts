@@ -149,8 +149,7 @@ describe('LeastConnBalancer', () => {
   });
 
   it('doubles the ejection for failures in a row and resets on success', () => {
-    let now = 0;
-    const b = new LeastConnBalancer({ now: () => now, ejectBaseMs: 100, ejectMaxMs: 250 });
+    const b = new LeastConnBalancer({ now: () => 0, ejectBaseMs: 100, ejectMaxMs: 250 });
     b.update(eps(1));
     const s = b.pick() as EndpointStats;
     b.connectFailed(s, 'timeout');
