@@ -1,0 +1,139 @@
+import yargs, { type Argv } from 'yargs';
+import { ConfigError, describe } from '../errors.js';
+import { LOG_LEVELS } from '../log.js';
+import { parseRunConfig, type RunArgs } from './config.js';
+import { parseHostPort } from './parse.js';
+
+/** Exit codes: 0 done, 1 failed at run time, 2 bad usage (unknown or bad flag). */
+export const EXIT_USAGE = 2;
+
+function runOptions(y: Argv): Argv<RunArgs> {
+  return y
+    .option('source', {
+      type: 'string',
+      default: 'k8s',
+      describe:
+        'Where Services and EndpointSlices come from: k8s (the API server) or file:PATH (a manifests file, watched for edits)',
+    })
+    .option('intercept', {
+      type: 'string',
+      choices: ['iptables', 'none'],
+      defaultDescription: 'iptables with --source k8s, none with file:',
+      describe:
+        'iptables: REDIRECT ClusterIP traffic to listeners on 0.0.0.0; none: listen on each ClusterIP:port directly',
+    })
+    .option('metrics-address', {
+      type: 'string',
+      default: '127.0.0.1:9901',
+      describe: 'HOST:PORT for /metrics, /healthz, /readyz and /debug/state',
+    })
+    .option('log-level', {
+      type: 'string',
+      default: 'info',
+      choices: LOG_LEVELS,
+      describe: 'Log level (JSON logs on stdout)',
+    })
+    .option('shutdown-grace', {
+      type: 'string',
+      default: '30s',
+      describe: 'On SIGTERM/SIGINT, how long to wait for open connections before closing them',
+    })
+    .option('connect-timeout', {
+      type: 'string',
+      default: '1s',
+      describe: 'Timeout of each dial to an endpoint',
+    })
+    .option('connect-attempts', {
+      type: 'string',
+      default: '3',
+      describe: 'Endpoints tried per client connection (on refusal or timeout) before it is reset',
+    })
+    .option('slow-start-window', {
+      type: 'string',
+      default: '0',
+      describe: "Ramp a newly ready endpoint's weight from 10% to 100% over this long (0 = off)",
+    })
+    .option('kubeconfig', {
+      type: 'string',
+      default: process.env.KUBECONFIG,
+      defaultDescription: '$KUBECONFIG, else in-cluster config',
+      describe: 'kubeconfig file for --source k8s',
+    })
+    .option('node-name', {
+      type: 'string',
+      default: process.env.NODE_NAME,
+      defaultDescription: '$NODE_NAME',
+      describe: 'This node, for internalTrafficPolicy: Local and topology hints',
+    })
+    .option('all-services', {
+      type: 'boolean',
+      default: false,
+      describe:
+        'Select every Service kube-proxy would, instead of only those labelled service.kubernetes.io/service-proxy-name=kube-lc-proxy',
+    })
+    .option('sync-min-interval', {
+      type: 'string',
+      default: '1s',
+      describe: 'Shortest time between two iptables syncs (changes in between are coalesced)',
+    }) as unknown as Argv<RunArgs>;
+}
+
+/** Runs the CLI with `argv` (without node and script). Resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const cli = yargs()
+    .scriptName('kube-lc-proxy')
+    .usage(
+      '$0 <command> [flags]\n\nLeast-connection proxy for Kubernetes ClusterIP Services that rebalances gRPC.',
+    )
+    .command('run', 'Run the proxy', runOptions, async (args) => {
+      const { run } = await import('./run.js');
+      code = await run(parseRunConfig(args as unknown as RunArgs));
+    })
+    .command(
+      'status',
+      'Print the balance table of a running proxy (like ipvsadm -Ln)',
+      (y) =>
+        y.option('metrics-address', {
+          type: 'string',
+          default: '127.0.0.1:9901',
+          describe: 'HOST:PORT of the running proxy',
+        }),
+      async (args) => {
+        const { status } = await import('./status.js');
+        code = await status(parseHostPort('--metrics-address', args['metrics-address']));
+      },
+    )
+    .command(
+      'cleanup',
+      'Remove every iptables chain and jump the proxy added, and nothing else',
+      {},
+      async () => {
+        const { cleanupCommand } = await import('./cleanup.js');
+        code = await cleanupCommand();
+      },
+    )
+    .demandCommand(1, 'Name a command: run, status or cleanup.')
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((msg, err) => {
+      if (err !== undefined && err !== null && !(err instanceof ConfigError)) throw err;
+      process.stderr.write(`kube-lc-proxy: ${err?.message ?? msg}\n`);
+      process.stderr.write('Run kube-lc-proxy --help for usage.\n');
+      code = EXIT_USAGE;
+    });
+  try {
+    await cli.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`kube-lc-proxy: ${err.message}\nRun kube-lc-proxy --help for usage.\n`);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`kube-lc-proxy: ${describe(err)}\n`);
+    return 1;
+  }
+  return code;
+}

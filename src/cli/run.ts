@@ -1,0 +1,74 @@
+import { Daemon } from '../daemon/daemon.js';
+import { KubeLcProxyError, describe } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
+import { FileSource } from '../source/file.js';
+import type { Source } from '../source/types.js';
+import type { RunConfig } from './config.js';
+
+async function createSource(config: RunConfig, logger: Logger): Promise<Source> {
+  if (config.source.kind === 'file') return new FileSource({ path: config.source.path, logger });
+  const { K8sSource } = await import('../source/k8s.js');
+  return new K8sSource({
+    logger,
+    kubeconfig: config.kubeconfig,
+    nodeName: config.daemon.nodeName,
+    allServices: config.allServices,
+  });
+}
+
+/**
+ * `kube-lc-proxy run`: starts the daemon and handles signals. Resolves with the exit code:
+ * 0 after a graceful stop, 1 when starting failed (bad manifests file, address in use...).
+ *
+ * Signals: SIGTERM or SIGINT stops accepting and waits up to the shutdown grace for open
+ * connections; a second one closes them at once. SIGHUP re-reads a manifests file.
+ */
+export async function run(config: RunConfig): Promise<number> {
+  const logger = createLogger(config.logLevel);
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception; exiting');
+    process.exit(70);
+  });
+  process.on('unhandledRejection', (err) => {
+    logger.fatal({ err }, 'unhandled rejection; exiting');
+    process.exit(70);
+  });
+  let daemon: Daemon;
+  try {
+    const source = await createSource(config, logger);
+    daemon = new Daemon(config.daemon, { source, logger });
+    await daemon.start();
+  } catch (err) {
+    const message = err instanceof KubeLcProxyError ? err.message : describe(err);
+    logger.fatal({ err: message, code: (err as KubeLcProxyError).code }, 'cannot start');
+    process.stderr.write(`kube-lc-proxy: ${message}\n`);
+    return 1;
+  }
+  logger.info(
+    { source: config.source.kind, intercept: config.daemon.intercept, pid: process.pid },
+    'kube-lc-proxy running',
+  );
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const stop = (signal: NodeJS.Signals): void => {
+      signals++;
+      if (signals > 1) {
+        logger.warn({ signal }, 'second signal: closing every connection now');
+        daemon.forceClose();
+        return;
+      }
+      logger.info({ signal }, 'shutting down');
+      void daemon.shutdown().then(() => resolve(0));
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGHUP', () => {
+      if (daemon.source instanceof FileSource) {
+        logger.info('SIGHUP: reading the manifests file again');
+        void daemon.source.reload();
+      } else {
+        logger.info('SIGHUP ignored: the k8s source follows the API server by itself');
+      }
+    });
+  });
+}

@@ -1,0 +1,271 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ServicePortProxy } from '../proxy/service-port-proxy.js';
+import type { IptablesSyncStats } from '../daemon/iptables-sync.js';
+import { skewOf } from './state.js';
+
+/**
+ * Every metric of the daemon, in one registry (kube-proxy keeps its metrics in one file the
+ * same way). The data path counts in plain fields; values are read here at scrape time through
+ * `MetricsView`. Only events that happen once per connection or per sync (durations) are
+ * observed directly, never anything per chunk.
+ */
+
+/** What the metrics read at scrape time. Implemented by the daemon. */
+export interface MetricsView {
+  servicePorts(): Iterable<ServicePortProxy>;
+  readonly ready: boolean;
+  readonly tableApplies: number;
+  /** Rejected updates by source (`file`, `k8s`) and kind (`Service`, `EndpointSlice`, `file`). */
+  rejectedUpdates(): Iterable<[{ source: string; kind: string }, number]>;
+  /** Listener binds that failed, by error code. */
+  listenFailures(): Iterable<[string, number]>;
+  /** Present with intercept `iptables`. */
+  readonly iptables?: IptablesSyncStats | undefined;
+}
+
+type Labels = Record<string, string>;
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Seconds a connection was open, observed when it closes. */
+  readonly connectionDuration: Histogram;
+  /** Seconds an iptables sync took. */
+  readonly syncDuration: Histogram;
+}
+
+const PREFIX = 'kube_lc_proxy_';
+
+/** Sums values per label set (a retired Service port and its successor share labels). */
+function summed(rows: Iterable<[Labels, number]>): Map<string, [Labels, number]> {
+  const out = new Map<string, [Labels, number]>();
+  for (const [labels, v] of rows) {
+    const key = JSON.stringify(labels);
+    const cur = out.get(key);
+    if (cur === undefined) out.set(key, [labels, v]);
+    else cur[1] += v;
+  }
+  return out;
+}
+
+function counter(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: string[],
+  read: () => Iterable<[Labels, number]>,
+): void {
+  new Counter({
+    name: PREFIX + name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of summed(read()).values()) this.inc(labels, v);
+    },
+  });
+}
+
+function gauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: string[],
+  read: () => Iterable<[Labels, number]>,
+): void {
+  new Gauge({
+    name: PREFIX + name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of summed(read()).values()) this.set(labels, v);
+    },
+  });
+}
+
+function* perEndpoint(
+  view: MetricsView,
+  value: (ep: import('../balancer/endpoint-stats.js').EndpointStats) => number,
+): Iterable<[Labels, number]> {
+  for (const p of view.servicePorts()) {
+    for (const ep of p.balancer.endpoints())
+      yield [{ service_port: p.servicePort, endpoint: ep.key }, value(ep)];
+  }
+}
+
+/** Creates the registry with every metric wired to `view`. */
+export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: PREFIX });
+
+  gauge(
+    registry,
+    'ready',
+    '1 once the first full service table is applied, else 0.',
+    [],
+    function* () {
+      yield [{}, view.ready ? 1 : 0];
+    },
+  );
+  gauge(
+    registry,
+    'active_connections',
+    'Open connections that are not draining, per Service port and endpoint (dials in progress included).',
+    ['service_port', 'endpoint'],
+    () => perEndpoint(view, (ep) => ep.active),
+  );
+  gauge(
+    registry,
+    'draining_connections',
+    'Connections being drained, per Service port and endpoint.',
+    ['service_port', 'endpoint'],
+    () => perEndpoint(view, (ep) => ep.draining),
+  );
+  counter(
+    registry,
+    'connections_total',
+    'Connections established, per Service port and endpoint.',
+    ['service_port', 'endpoint'],
+    () => perEndpoint(view, (ep) => ep.total),
+  );
+  counter(
+    registry,
+    'connect_failures_total',
+    'Failed dials to an endpoint by reason, and clients turned away (endpoint "") when no endpoint could take them.',
+    ['service_port', 'endpoint', 'reason'],
+    function* () {
+      for (const p of view.servicePorts()) {
+        for (const ep of p.balancer.endpoints()) {
+          for (const [reason, n] of ep.connectFailures)
+            yield [{ service_port: p.servicePort, endpoint: ep.key, reason }, n];
+        }
+        for (const [reason, n] of p.turnedAwayByReason)
+          yield [{ service_port: p.servicePort, endpoint: '', reason }, n];
+      }
+    },
+  );
+  counter(
+    registry,
+    'bytes_total',
+    'Bytes copied, per Service port and direction.',
+    ['service_port', 'direction'],
+    function* () {
+      for (const p of view.servicePorts()) {
+        let c2s = p.bytesClientToServer;
+        let s2c = p.bytesServerToClient;
+        for (const c of p.connections) {
+          c2s += c.bytesClientToServer;
+          s2c += c.bytesServerToClient;
+        }
+        yield [{ service_port: p.servicePort, direction: 'client_to_server' }, c2s];
+        yield [{ service_port: p.servicePort, direction: 'server_to_client' }, s2c];
+      }
+    },
+  );
+  gauge(
+    registry,
+    'endpoints',
+    'Endpoints per Service port and state (ready, terminating, not-ready, removed with connections left).',
+    ['service_port', 'state'],
+    function* () {
+      for (const p of view.servicePorts()) {
+        const counts: Record<string, number> = {
+          ready: 0,
+          terminating: 0,
+          'not-ready': 0,
+          removed: 0,
+        };
+        for (const ep of p.balancer.endpoints()) counts[ep.status] = (counts[ep.status] ?? 0) + 1;
+        for (const [state, n] of Object.entries(counts))
+          yield [{ service_port: p.servicePort, state }, n];
+      }
+    },
+  );
+  gauge(
+    registry,
+    'connection_skew_ratio',
+    'Max over mean active connections across the eligible endpoints of a Service port; 1 is perfectly balanced.',
+    ['service_port'],
+    function* () {
+      for (const p of view.servicePorts())
+        yield [{ service_port: p.servicePort }, skewOf(p.balancer.endpoints())];
+    },
+  );
+  counter(
+    registry,
+    'table_applies_total',
+    'Service tables built from the source and applied.',
+    [],
+    function* () {
+      yield [{}, view.tableApplies];
+    },
+  );
+  counter(
+    registry,
+    'rejected_updates_total',
+    'Updates rejected as bad input (objects from the API, or edits of the manifests file), per source and kind.',
+    ['source', 'kind'],
+    () => view.rejectedUpdates(),
+  );
+  counter(
+    registry,
+    'listen_failures_total',
+    'Listener binds that failed, by error code.',
+    ['reason'],
+    function* () {
+      for (const [reason, n] of view.listenFailures()) yield [{ reason }, n];
+    },
+  );
+
+  const connectionDuration = new Histogram({
+    name: `${PREFIX}connection_duration_seconds`,
+    help: 'How long proxied connections lasted, observed when they close.',
+    buckets: [0.01, 0.1, 1, 10, 60, 300, 900, 1800, 3600, 14400],
+    registers: [registry],
+  });
+  counter(
+    registry,
+    'iptables_syncs_total',
+    'iptables syncs run (intercept iptables).',
+    [],
+    function* () {
+      if (view.iptables !== undefined) yield [{}, view.iptables.syncs];
+    },
+  );
+  counter(
+    registry,
+    'iptables_sync_failures_total',
+    'iptables syncs that failed (each is retried with backoff).',
+    [],
+    function* () {
+      if (view.iptables !== undefined) yield [{}, view.iptables.failures];
+    },
+  );
+  gauge(
+    registry,
+    'iptables_rules',
+    'REDIRECT rules in the KUBE-LC-SERVICES chain after the last successful sync.',
+    [],
+    function* () {
+      if (view.iptables !== undefined) yield [{}, view.iptables.rules];
+    },
+  );
+  gauge(
+    registry,
+    'iptables_skipped_rules',
+    'Service ports left out of the last sync, by reason (ipv6, duplicate, ...).',
+    ['reason'],
+    function* () {
+      for (const [reason, n] of view.iptables?.skipped ?? []) yield [{ reason }, n];
+    },
+  );
+  const syncDuration = new Histogram({
+    name: `${PREFIX}iptables_sync_duration_seconds`,
+    help: 'How long each iptables sync (save, plan, restore) took.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  return { registry, connectionDuration, syncDuration };
+}

@@ -1,0 +1,107 @@
+import type { EndpointStats } from '../balancer/endpoint-stats.js';
+import type { ServicePortProxy } from '../proxy/service-port-proxy.js';
+
+/** One endpoint row of /debug/state and `kube-lc-proxy status`. */
+export interface EndpointState {
+  readonly endpoint: string;
+  readonly state: string;
+  readonly eligible: boolean;
+  readonly weight: number;
+  readonly active: number;
+  readonly draining: number;
+  readonly total: number;
+  readonly openStreams: number;
+  readonly bytesClientToServer: number;
+  readonly bytesServerToClient: number;
+  readonly targetRef?: string;
+}
+
+export interface ServicePortState {
+  readonly servicePort: string;
+  readonly clusterIP: string;
+  readonly port: number;
+  /** `host:port` the listener is bound to, or null when it is not bound. */
+  readonly listen: string | null;
+  /** max/mean active connections over eligible endpoints (1 when balanced or idle). */
+  readonly skew: number;
+  readonly endpoints: readonly EndpointState[];
+}
+
+/** The JSON body of /debug/state. */
+export interface DebugState {
+  readonly ready: boolean;
+  readonly tableVersion: number;
+  readonly servicePorts: readonly ServicePortState[];
+}
+
+/** max/mean of active connections over the eligible endpoints; 1 when there are none. */
+export function skewOf(endpoints: Iterable<EndpointStats>): number {
+  let n = 0;
+  let sum = 0;
+  let max = 0;
+  for (const ep of endpoints) {
+    if (!ep.eligible) continue;
+    n++;
+    sum += ep.active;
+    if (ep.active > max) max = ep.active;
+  }
+  return n === 0 || sum === 0 ? 1 : max / (sum / n);
+}
+
+/** Live bytes per endpoint: closed connections' totals plus every open connection's. */
+function liveBytes(owner: ServicePortProxy): Map<EndpointStats, [number, number]> {
+  const out = new Map<EndpointStats, [number, number]>();
+  for (const c of owner.connections) {
+    if (c.endpoint === undefined) continue;
+    const b = out.get(c.endpoint) ?? [0, 0];
+    b[0] += c.bytesClientToServer;
+    b[1] += c.bytesServerToClient;
+    out.set(c.endpoint, b);
+  }
+  return out;
+}
+
+/**
+ * Builds the /debug/state view. Service ports that share a key (a retired one whose
+ * connections outlive an address change, and its successor) are listed separately.
+ */
+export function debugState(
+  ready: boolean,
+  tableVersion: number,
+  ports: Iterable<ServicePortProxy>,
+): DebugState {
+  const servicePorts: ServicePortState[] = [];
+  for (const p of ports) {
+    const live = liveBytes(p);
+    const endpoints: EndpointState[] = [];
+    for (const ep of p.balancer.endpoints()) {
+      const b = live.get(ep) ?? [0, 0];
+      endpoints.push({
+        endpoint: ep.key,
+        state: ep.status,
+        eligible: ep.eligible,
+        weight: Math.round(ep.weight * 1000) / 1000,
+        active: ep.active,
+        draining: ep.draining,
+        total: ep.total,
+        openStreams: ep.openStreams,
+        bytesClientToServer: ep.bytesClientToServer + b[0],
+        bytesServerToClient: ep.bytesServerToClient + b[1],
+        ...(ep.endpoint.targetRef !== undefined ? { targetRef: ep.endpoint.targetRef } : {}),
+      });
+    }
+    servicePorts.push({
+      servicePort: p.servicePort,
+      clusterIP: p.spec.clusterIP,
+      port: p.spec.port,
+      listen:
+        p.address === undefined || !p.listening ? null : `${p.address.address}:${p.address.port}`,
+      skew: Math.round(skewOf(p.balancer.endpoints()) * 1000) / 1000,
+      endpoints,
+    });
+  }
+  servicePorts.sort((a, b) =>
+    a.servicePort < b.servicePort ? -1 : a.servicePort > b.servicePort ? 1 : 0,
+  );
+  return { ready, tableVersion, servicePorts };
+}

@@ -1,0 +1,85 @@
+import { connect, type Socket } from 'node:net';
+
+/** Why a dial to an endpoint failed; a metric label, so a closed set. */
+export const ConnectFailureReason = {
+  REFUSED: 'refused',
+  TIMEOUT: 'timeout',
+  UNREACHABLE: 'unreachable',
+  RESET: 'reset',
+  OTHER: 'other',
+  /** No endpoint was eligible, or every one failed: the client was turned away. */
+  NO_ENDPOINTS: 'no_endpoints',
+} as const;
+export type ConnectFailureReason = (typeof ConnectFailureReason)[keyof typeof ConnectFailureReason];
+
+/** Maps a socket error to a failure reason. */
+export function failureReason(err: unknown): ConnectFailureReason {
+  switch ((err as NodeJS.ErrnoException | undefined)?.code) {
+    case 'ECONNREFUSED':
+      return ConnectFailureReason.REFUSED;
+    case 'ETIMEDOUT':
+      return ConnectFailureReason.TIMEOUT;
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EADDRNOTAVAIL':
+      return ConnectFailureReason.UNREACHABLE;
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return ConnectFailureReason.RESET;
+    default:
+      return ConnectFailureReason.OTHER;
+  }
+}
+
+/** TCP options both legs of a proxied connection use. */
+export const SOCKET_KEEPALIVE_MS = 30_000;
+
+/**
+ * Opens a TCP connection to `host:port`. Calls `done(undefined, socket)` once connected, or
+ * `done(reason)` once it failed or `timeoutMs` passed (the socket is then destroyed). `done` is
+ * called exactly once. The returned function cancels the dial (no callback afterwards).
+ */
+export function dial(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  done: (failure: ConnectFailureReason | undefined, socket: Socket | undefined) => void,
+): () => void {
+  let finished = false;
+  const socket = connect({
+    host,
+    port,
+    allowHalfOpen: true,
+    noDelay: true,
+    keepAlive: true,
+    keepAliveInitialDelay: SOCKET_KEEPALIVE_MS,
+  });
+  const finish = (failure: ConnectFailureReason | undefined): void => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    socket.removeListener('connect', onConnect);
+    socket.removeListener('error', onError);
+    if (failure !== undefined) {
+      socket.on('error', ignore);
+      socket.destroy();
+      done(failure, undefined);
+    } else {
+      done(undefined, socket);
+    }
+  };
+  const onConnect = (): void => finish(undefined);
+  const onError = (err: Error): void => finish(failureReason(err));
+  const timer = setTimeout(finish, timeoutMs, ConnectFailureReason.TIMEOUT);
+  socket.once('connect', onConnect);
+  socket.once('error', onError);
+  return () => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    socket.on('error', ignore);
+    socket.destroy();
+  };
+}
+
+function ignore(): void {}
