@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 // Unit and integration tests: pure modules and real sockets on 127.0.0.0/8. No root needed.
 export default defineConfig({
   test: {
+    globalSetup: ['vitest.global-setup.ts'],
     include: ['test/**/*.test.ts'],
     exclude: ['test/e2e/**', 'node_modules/**'],
     testTimeout: 30_000,

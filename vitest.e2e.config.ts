@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 // every file builds its own namespaces and runs its own proxy.
 export default defineConfig({
   test: {
+    globalSetup: ['vitest.global-setup.ts'],
     include: ['test/e2e/**/*.test.ts'],
     fileParallelism: false,
     testTimeout: 120_000,

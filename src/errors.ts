@@ -44,7 +44,12 @@ export class ManifestError extends KubeLcProxyError {
   readonly file: string;
   readonly object: string | undefined;
   readonly field: string | undefined;
-  constructor(file: string, object: string | undefined, field: string | undefined, message: string) {
+  constructor(
+    file: string,
+    object: string | undefined,
+    field: string | undefined,
+    message: string,
+  ) {
     const where = [object, field].filter((s) => s !== undefined && s !== '').join(' ');
     super(ErrorCodes.MANIFEST, `${file}: ${where ? `${where}: ` : ''}${message}`);
     this.file = file;
@@ -75,7 +80,9 @@ export class KubeApiError extends KubeLcProxyError {
 export function describe(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;
-    return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+    const text = code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+    // fetch() and friends wrap the socket error that says what actually happened.
+    return err.cause !== undefined && err.cause !== err ? `${text} (${describe(err.cause)})` : text;
   }
   return String(err);
 }

@@ -7,6 +7,9 @@ import { parseHostPort } from './parse.js';
 /** Exit codes: 0 done, 1 failed at run time, 2 bad usage (unknown or bad flag). */
 export const EXIT_USAGE = 2;
 
+/** A usage error yargs found (unknown flag, missing command, bad choice). */
+class UsageError extends Error {}
+
 function runOptions(y: Argv): Argv<RunArgs> {
   return y
     .option('source', {
@@ -120,15 +123,14 @@ export async function main(argv: string[]): Promise<number> {
     .version()
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((msg, err) => {
-      if (err !== undefined && err !== null && !(err instanceof ConfigError)) throw err;
-      process.stderr.write(`kube-lc-proxy: ${err?.message ?? msg}\n`);
-      process.stderr.write('Run kube-lc-proxy --help for usage.\n');
-      code = EXIT_USAGE;
+      // Throwing stops yargs from running the command after a usage error.
+      if (err !== undefined && err !== null) throw err;
+      throw new UsageError(msg);
     });
   try {
     await cli.parseAsync(argv);
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof UsageError) {
       process.stderr.write(`kube-lc-proxy: ${err.message}\nRun kube-lc-proxy --help for usage.\n`);
       return EXIT_USAGE;
     }
