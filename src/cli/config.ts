@@ -6,6 +6,9 @@ import {
   parseDuration,
   parseHostPort,
   parseInteger,
+  parseNumber,
+  parseRate,
+  parseShare,
   parseSource,
   type SourceSpec,
 } from './parse.js';
@@ -24,6 +27,12 @@ export interface RunArgs {
   readonly 'node-name'?: string | undefined;
   readonly 'all-services': boolean;
   readonly 'sync-min-interval': string;
+  readonly 'h2-drain': boolean;
+  readonly 'max-connection-age': string;
+  readonly 'drain-grace': string;
+  readonly 'drain-max-concurrent': string;
+  readonly 'drain-rate': string;
+  readonly 'rebalance-threshold': string;
 }
 
 /** A parsed, validated `run` configuration. */
@@ -58,6 +67,20 @@ export function parseRunConfig(args: RunArgs): RunConfig {
   const connectTimeoutMs = parseDuration('--connect-timeout', args['connect-timeout']);
   if (connectTimeoutMs < 1) throw new ConfigError('--connect-timeout', 'must be more than 0');
   const nodeName = args['node-name'] === '' ? undefined : args['node-name'];
+  const drainGraceMs = parseDuration('--drain-grace', args['drain-grace']);
+  if (drainGraceMs < 1) throw new ConfigError('--drain-grace', 'must be more than 0');
+  const rebalanceThreshold = parseNumber(
+    '--rebalance-threshold',
+    args['rebalance-threshold'],
+    0,
+    100,
+  );
+  if (rebalanceThreshold > 0 && rebalanceThreshold <= 1) {
+    throw new ConfigError(
+      '--rebalance-threshold',
+      `must be 0 (off) or more than 1, got ${args['rebalance-threshold']}`,
+    );
+  }
   return {
     source,
     logLevel: logLevel as LevelWithSilent,
@@ -72,6 +95,12 @@ export function parseRunConfig(args: RunArgs): RunConfig {
       maxConnectAttempts: parseInteger('--connect-attempts', args['connect-attempts'], 1, 10),
       slowStartWindowMs: parseDuration('--slow-start-window', args['slow-start-window']),
       syncMinIntervalMs: parseDuration('--sync-min-interval', args['sync-min-interval']),
+      h2Drain: args['h2-drain'],
+      maxConnectionAgeMs: parseDuration('--max-connection-age', args['max-connection-age']),
+      drainGraceMs,
+      drainMaxConcurrent: parseShare('--drain-max-concurrent', args['drain-max-concurrent']),
+      drainRatePerSec: parseRate('--drain-rate', args['drain-rate']),
+      rebalanceThreshold,
     },
   };
 }

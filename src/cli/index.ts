@@ -78,6 +78,42 @@ function runOptions(y: Argv): Argv<RunArgs> {
       type: 'string',
       default: '1s',
       describe: 'Shortest time between two iptables syncs (changes in between are coalesced)',
+    })
+    .option('h2-drain', {
+      type: 'boolean',
+      default: true,
+      describe:
+        'Detect HTTP/2 cleartext (h2c, gRPC) connections and drain them with GOAWAY; --no-h2-drain treats every connection as opaque TCP',
+    })
+    .option('max-connection-age', {
+      type: 'string',
+      default: '10m',
+      describe:
+        'Drain h2c connections older than this, with ±10% jitter per connection (0 = never)',
+    })
+    .option('drain-grace', {
+      type: 'string',
+      default: '30s',
+      describe:
+        'How long a drained connection may stay open for its streams to end before it is closed anyway',
+    })
+    .option('drain-max-concurrent', {
+      type: 'string',
+      default: '10%',
+      describe:
+        "At most this share (or count, e.g. 5) of a Service port's connections drain at once (at least 1)",
+    })
+    .option('drain-rate', {
+      type: 'string',
+      default: '20/s',
+      describe:
+        'At most this many drains start per second per Service port (0 = no limit). Drains of leaving endpoints bypass both limits',
+    })
+    .option('rebalance-threshold', {
+      type: 'string',
+      default: '1.2',
+      describe:
+        'Drain the excess from the busiest endpoints when max/mean active h2c connections of a Service port passes this (0 = off)',
     }) as unknown as Argv<RunArgs>;
 }
 

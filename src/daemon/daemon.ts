@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import { createMetrics, type Metrics } from '../metrics/registry.js';
@@ -11,10 +12,13 @@ import type { ServiceTable } from '../servicetable/types.js';
 import type { Source } from '../source/types.js';
 import type { IptablesOptions } from '../iptables/apply.js';
 import { IptablesSync } from './iptables-sync.js';
+import { DrainController, type DrainConfig } from './drain-controller.js';
 import { TableSink } from './table-sink.js';
 
 /** Everything `run` configures, already validated (see cli/config.ts). */
-export interface DaemonConfig {
+export interface DaemonConfig extends DrainConfig {
+  /** Track HTTP/2 (h2c) connections and drain them with GOAWAY; off: every connection is opaque. */
+  readonly h2Drain: boolean;
   readonly intercept: InterceptMode;
   /** Where /metrics etc. listen; undefined serves nothing (library use). */
   readonly metricsAddress: { readonly host: string; readonly port: number } | undefined;
@@ -36,7 +40,18 @@ export const DEFAULT_DAEMON_CONFIG: DaemonConfig = {
   maxConnectAttempts: 3,
   slowStartWindowMs: 0,
   syncMinIntervalMs: 1_000,
+  h2Drain: true,
+  maxConnectionAgeMs: 600_000,
+  drainGraceMs: 30_000,
+  drainMaxConcurrent: { percent: 10 },
+  drainRatePerSec: 20,
+  rebalanceThreshold: 1.2,
 };
+
+/** After our FIN on a drained connection, reading goes on this long before the sockets go. */
+const DRAIN_LINGER_MS = 2_000;
+/** Longest wait for a server PING ACK to inject after (keepalive timing, see H2Tap). */
+const PING_ACK_WAIT_MAX_MS = 10_000;
 
 export interface DaemonDeps {
   readonly source: Source;
@@ -61,6 +76,7 @@ export class Daemon {
   readonly proxier: Proxier;
   readonly metrics: Metrics;
   readonly sink: TableSink;
+  readonly drains: DrainController;
   /** Present with intercept `iptables`. */
   readonly iptables: IptablesSync | undefined;
   #metricsServer: MetricsServer | undefined;
@@ -72,6 +88,9 @@ export class Daemon {
     this.logger = deps.logger;
     this.source = deps.source;
     const now = deps.now ?? Date.now;
+    const random = deps.random ?? Math.random;
+    this.drains = new DrainController(config, { now, random, logger: deps.logger });
+    const drains = this.drains;
     this.proxier = new Proxier({
       intercept: config.intercept,
       logger: deps.logger,
@@ -79,12 +98,28 @@ export class Daemon {
       maxConnectAttempts: config.maxConnectAttempts,
       slowStartWindowMs: config.slowStartWindowMs,
       now,
-      random: deps.random ?? Math.random,
+      random,
+      h2: config.h2Drain
+        ? {
+            // Unique to this process: only the ACK of our own PING is removed.
+            pingPayload: randomBytes(8),
+            pingAckWaitMaxMs: Math.min(PING_ACK_WAIT_MAX_MS, config.drainGraceMs / 2),
+            lingerMs: DRAIN_LINGER_MS,
+          }
+        : undefined,
       onListenersChanged: () => this.iptables?.requestSync(),
+      onEndpointChanges: (owner, changes) => drains.endpointChanges(owner, changes),
       observer: {
-        established: () => {},
-        closed: (conn: Connection, _owner: ServicePortProxy) => {
-          this.metrics.connectionDuration.observe((now() - conn.openedAt) / 1000);
+        established: (conn, owner) => drains.established(conn, owner),
+        protocolKnown: (conn) => drains.protocolKnown(conn),
+        drainEnded: (_conn, _owner, end) =>
+          this.metrics.drainDuration.observe({ outcome: end.outcome }, end.seconds),
+        closed: (conn: Connection, owner: ServicePortProxy) => {
+          drains.closed(conn, owner);
+          this.metrics.connectionAge.observe(
+            { protocol: conn.protocol },
+            (now() - conn.openedAt) / 1000,
+          );
         },
       },
     });
@@ -160,6 +195,7 @@ export class Daemon {
       await this.#metricsServer?.close();
       throw err;
     }
+    this.drains.start();
     return { metrics };
   }
 

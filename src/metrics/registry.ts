@@ -27,8 +27,10 @@ type Labels = Record<string, string>;
 
 export interface Metrics {
   readonly registry: Registry;
-  /** Seconds a connection was open, observed when it closes. */
-  readonly connectionDuration: Histogram;
+  /** Age of connections when they close, by protocol. */
+  readonly connectionAge: Histogram<'protocol'>;
+  /** Seconds from drain start to close, by outcome. */
+  readonly drainDuration: Histogram<'outcome'>;
   /** Seconds an iptables sync took. */
   readonly syncDuration: Histogram;
 }
@@ -141,7 +143,7 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
           for (const [reason, n] of ep.connectFailures)
             yield [{ service_port: p.servicePort, endpoint: ep.key, reason }, n];
         }
-        for (const [reason, n] of p.turnedAwayByReason)
+        for (const [reason, n] of p.counters.turnedAway)
           yield [{ service_port: p.servicePort, endpoint: '', reason }, n];
       }
     },
@@ -153,8 +155,8 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
     ['service_port', 'direction'],
     function* () {
       for (const p of view.servicePorts()) {
-        let c2s = p.bytesClientToServer;
-        let s2c = p.bytesServerToClient;
+        let c2s = p.counters.bytesClientToServer;
+        let s2c = p.counters.bytesServerToClient;
         for (const c of p.connections) {
           c2s += c.bytesClientToServer;
           s2c += c.bytesServerToClient;
@@ -219,10 +221,85 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
     },
   );
 
-  const connectionDuration = new Histogram({
-    name: `${PREFIX}connection_duration_seconds`,
-    help: 'How long proxied connections lasted, observed when they close.',
-    buckets: [0.01, 0.1, 1, 10, 60, 300, 900, 1800, 3600, 14400],
+  const perPort = <K extends string>(
+    pick: (p: ServicePortProxy) => Iterable<[K, number]>,
+    label: string,
+  ): (() => Iterable<[Labels, number]>) =>
+    function* () {
+      for (const p of view.servicePorts()) {
+        for (const [k, n] of pick(p)) yield [{ service_port: p.servicePort, [label]: k }, n];
+      }
+    };
+  gauge(
+    registry,
+    'open_streams',
+    'Open HTTP/2 streams over the h2c connections of each Service port and endpoint.',
+    ['service_port', 'endpoint'],
+    () => perEndpoint(view, (ep) => ep.openStreams),
+  );
+  counter(
+    registry,
+    'connections_by_protocol_total',
+    'Connections by detected protocol: h2c (tracked, drainable) or opaque (TLS, HTTP/1, anything else).',
+    ['service_port', 'protocol'],
+    perPort((p) => p.counters.protocols, 'protocol'),
+  );
+  counter(
+    registry,
+    'drains_started_total',
+    'Drains started, by reason (max_age, endpoint_removed, endpoint_terminating, endpoint_not_ready, rebalance, shutdown).',
+    ['service_port', 'reason'],
+    perPort((p) => p.counters.drainsStarted, 'reason'),
+  );
+  counter(
+    registry,
+    'drains_ended_total',
+    'Drains ended, by outcome: graceful (closed after the client acknowledged and streams ended), forced (grace deadline), client_closed, server_closed.',
+    ['service_port', 'outcome'],
+    perPort((p) => p.counters.drainsEnded, 'outcome'),
+  );
+  counter(
+    registry,
+    'drained_streams_total',
+    'HTTP/2 streams that ended on draining connections, by how: normal (END_STREAM both ways) or reset (RST_STREAM).',
+    ['service_port', 'outcome'],
+    perPort(
+      (p) => [
+        ['normal', p.counters.drainedStreamsNormal],
+        ['reset', p.counters.drainedStreamsReset],
+      ],
+      'outcome',
+    ),
+  );
+  counter(
+    registry,
+    'server_goaways_total',
+    'GOAWAY frames sent by servers themselves on h2c connections (the proxy never injects after one).',
+    ['service_port'],
+    function* () {
+      for (const p of view.servicePorts())
+        yield [{ service_port: p.servicePort }, p.counters.serverGoaways];
+    },
+  );
+  counter(
+    registry,
+    'h2_desyncs_total',
+    'h2c connections that lost sync (a frame that cannot be valid HTTP/2) and went opaque for good, by reason.',
+    ['service_port', 'reason'],
+    perPort((p) => p.counters.desyncs, 'reason'),
+  );
+  const connectionAge = new Histogram({
+    name: `${PREFIX}connection_age_seconds`,
+    help: 'Age of proxied connections when they close, by protocol.',
+    labelNames: ['protocol'],
+    buckets: [0.01, 0.1, 1, 10, 60, 300, 600, 900, 1800, 3600, 14400],
+    registers: [registry],
+  });
+  const drainDuration = new Histogram({
+    name: `${PREFIX}drain_duration_seconds`,
+    help: 'Time from the start of a drain to the close of its connection, by outcome.',
+    labelNames: ['outcome'],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [registry],
   });
   counter(
@@ -267,5 +344,5 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  return { registry, connectionDuration, syncDuration };
+  return { registry, connectionAge, drainDuration, syncDuration };
 }

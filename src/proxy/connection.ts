@@ -2,6 +2,42 @@ import type { Socket } from 'node:net';
 import type { EndpointStats } from '../balancer/endpoint-stats.js';
 import type { LeastConnBalancer } from '../balancer/least-conn.js';
 import { ConnectFailureReason, dial } from './dial.js';
+import { H2Tap, type TapOwner } from './h2-tap.js';
+
+/** How a drain ended; a metric label, so a closed set. */
+export const DrainOutcome = {
+  /** The client processed our GOAWAY, its streams ended, and we closed. */
+  GRACEFUL: 'graceful',
+  /** Still open at the grace deadline: closed anyway. */
+  FORCED: 'forced',
+  /** The client closed or half-closed first (grpc-go does at once when idle). */
+  CLIENT_CLOSED: 'client_closed',
+  /** The server closed first (its own GOAWAY, a restart). */
+  SERVER_CLOSED: 'server_closed',
+} as const;
+export type DrainOutcome = (typeof DrainOutcome)[keyof typeof DrainOutcome];
+
+export type Protocol = 'pending' | 'h2c' | 'opaque';
+
+/** A finished drain, reported once per drained connection when it closes. */
+export interface DrainEnd {
+  readonly reason: string;
+  readonly outcome: DrainOutcome;
+  readonly seconds: number;
+  /** Whether GOAWAY was written (h2c drains). */
+  readonly injected: boolean;
+  /** Streams that ended after the drain started, normally and by RST_STREAM. */
+  readonly streamsNormal: number;
+  readonly streamsReset: number;
+}
+
+/** HTTP/2 tracking settings; absent when tracking is off (every connection is opaque). */
+export interface H2Settings {
+  readonly pingPayload: Uint8Array;
+  readonly pingAckWaitMaxMs: number;
+  /** After our FIN, how long to keep reading and discarding before destroying the sockets. */
+  readonly lingerMs: number;
+}
 
 /** What a connection needs from the Service port that accepted it. */
 export interface ConnectionHost {
@@ -10,34 +46,55 @@ export interface ConnectionHost {
   readonly connectTimeoutMs: number;
   /** Endpoints tried per client connection before giving up (at least 1). */
   readonly maxConnectAttempts: number;
+  readonly h2: H2Settings | undefined;
+  readonly now: () => number;
   /** The connection reached an endpoint and is copying bytes. */
   established(conn: Connection): void;
   /** The client was turned away: no endpoint, or every attempt failed. */
   turnedAway(conn: Connection, reason: ConnectFailureReason): void;
+  /** Protocol detection finished (h2c or opaque). */
+  protocolKnown(conn: Connection, protocol: 'h2c' | 'opaque', desync: string | undefined): void;
+  /** The server sent its own GOAWAY on an h2c connection. */
+  serverGoaway(conn: Connection): void;
+  /** A drained connection closed. */
+  drainEnded(conn: Connection, end: DrainEnd): void;
   /** The connection ended, whatever way; called exactly once per established connection. */
   closed(conn: Connection): void;
 }
 
+interface DrainState {
+  readonly reason: string;
+  readonly startedAt: number;
+  readonly timer: NodeJS.Timeout;
+  outcome: DrainOutcome | undefined;
+  readonly streamsNormalAtStart: number;
+  readonly streamsResetAtStart: number;
+}
+
 let nextId = 1;
+function noop(): void {}
 
 /**
  * One proxied TCP connection: dials the best endpoint (the next best on refusal or timeout, a
- * bounded number of times), then copies bytes both ways.
+ * bounded number of times), then copies bytes both ways, through an H2Tap while the connection
+ * may be HTTP/2 and on the plain path once it is known not to be.
  *
  * Guarantees: the client is read only once an endpoint accepted (the listener pauses it on
  * accept), so nothing is buffered while dialing; a side that half-closes keeps the other
  * direction open; a slow reader pauses the other side (each socket buffers at most its high
  * water mark); the balancer's counts for this connection are released exactly once, whatever
- * way it ends. Owned by its ServicePortProxy; other code only reads its fields.
+ * way it ends; a drain ends within its grace. Owned by its ServicePortProxy; other code reads
+ * its fields and calls `drain` and `destroy`.
  */
-export class Connection {
+export class Connection implements TapOwner {
   readonly id = nextId++;
   readonly client: Socket;
   readonly openedAt: number;
-  upstream: Socket | undefined;
+  upstream!: Socket;
   endpoint: EndpointStats | undefined;
   /** Counted as draining in the balancer. */
   draining = false;
+  protocol: Protocol = 'pending';
   readonly #host: ConnectionHost;
   #attempts = 0;
   #tried: Set<EndpointStats> | undefined;
@@ -45,6 +102,12 @@ export class Connection {
   /** The endpoint being dialed: picked (so counted as active) but not yet connected. */
   #dialing: EndpointStats | undefined;
   #closed = false;
+  #tap: H2Tap | undefined;
+  #drain: DrainState | undefined;
+  #firstToEnd: 'client' | 'server' | undefined;
+  #closing = false;
+  #injectedGoaway = false;
+  #lingerTimer: NodeJS.Timeout | undefined;
 
   constructor(client: Socket, host: ConnectionHost, now: number) {
     this.client = client;
@@ -63,18 +126,113 @@ export class Connection {
     return this.client.bytesWritten;
   }
 
+  /** The drain reason, while draining. */
+  get drainReason(): string | undefined {
+    return this.#drain?.reason;
+  }
+
+  /** The HTTP/2 session state, while tracked. */
+  get h2(): H2Tap | undefined {
+    return this.#tap;
+  }
+
   /** Closes both sides at once (FIN, or RST if unread data is pending). Idempotent. */
   destroy(): void {
     this.client.destroy();
     this.upstream?.destroy();
   }
 
-  /** Moves the connection from active to draining in the balancer's counts. Idempotent. */
-  markDraining(): void {
-    if (this.draining || this.endpoint === undefined || this.#closed) return;
+  /**
+   * Starts draining: h2c connections get GOAWAY and close once their streams are done; others
+   * (opaque, or still undetected) are closed at the grace deadline unless they end before.
+   * Every drain is closed by `graceMs` at the latest. Returns false if already draining or closed.
+   */
+  drain(reason: string, graceMs: number): boolean {
+    if (this.#closed || this.#drain !== undefined || this.endpoint === undefined) return false;
+    const s = this.#tap?.session;
+    this.#drain = {
+      reason,
+      startedAt: this.#host.now(),
+      timer: setTimeout(this.#forceClose, graceMs),
+      outcome: undefined,
+      streamsNormalAtStart: s?.streamsEndedNormally ?? 0,
+      streamsResetAtStart: s?.streamsEndedByReset ?? 0,
+    };
+    this.#drain.timer.unref();
+    this.#markDraining();
+    if (this.#tap !== undefined && !this.#tap.session.serverGoawaySeen)
+      this.#tap.startDrain(reason);
+    return true;
+  }
+
+  #markDraining(): void {
+    if (this.draining || this.endpoint === undefined) return;
     this.draining = true;
     this.#host.balancer.startDraining(this.endpoint);
   }
+
+  #forceClose = (): void => {
+    if (this.#drain !== undefined) this.#drain.outcome ??= DrainOutcome.FORCED;
+    this.destroy();
+  };
+
+  // ---- TapOwner ----
+
+  streamsChanged(delta: number): void {
+    if (this.endpoint !== undefined) this.endpoint.openStreams += delta;
+  }
+
+  protocolKnown(protocol: 'h2c' | 'opaque'): void {
+    const tap = this.#tap;
+    this.protocol = protocol;
+    let desync: string | undefined;
+    if (protocol === 'opaque' && tap !== undefined) {
+      if (tap.session.wasH2c) desync = tap.session.opaqueReason ?? 'unknown';
+      // Counters freeze once opaque: give the endpoint its streams back now.
+      this.streamsChanged(-tap.reportedStreams);
+      tap.dispose();
+      this.#tap = undefined;
+      if (!this.#closing) this.#plainHandlers();
+    }
+    this.#host.protocolKnown(this, protocol, desync);
+  }
+
+  serverGoaway(): void {
+    this.#host.serverGoaway(this);
+  }
+
+  injected(): void {
+    this.#injectedGoaway = true;
+  }
+
+  drainDone(): void {
+    if (this.#closing || this.#drain === undefined) return;
+    this.#drain.outcome ??=
+      this.#firstToEnd === 'client' ? DrainOutcome.CLIENT_CLOSED : DrainOutcome.GRACEFUL;
+    this.#closeGracefully();
+  }
+
+  /**
+   * End both sides with FIN, then keep reading and discarding for a moment before destroying:
+   * a reset right away could throw away trailers the client has not read yet.
+   */
+  #closeGracefully(): void {
+    this.#closing = true;
+    const { client, upstream } = this;
+    client.removeAllListeners('data');
+    upstream.removeAllListeners('data');
+    client.on('data', noop);
+    upstream.on('data', noop);
+    client.resume();
+    upstream.resume();
+    upstream.end();
+    client.end();
+    const linger = this.#host.h2?.lingerMs ?? 1000;
+    this.#lingerTimer = setTimeout(() => this.destroy(), linger);
+    this.#lingerTimer.unref();
+  }
+
+  // ---- dial ----
 
   #dialNext(): void {
     const host = this.#host;
@@ -126,14 +284,25 @@ export class Connection {
     this.upstream = upstream;
     this.#host.balancer.connected(ep);
     upstream.on('error', this.#onError);
-    upstream.on('data', this.#onUpstreamData);
     upstream.on('drain', this.#onUpstreamDrain);
     upstream.on('end', this.#onUpstreamEnd);
     upstream.on('close', this.#onClose);
-    client.on('data', this.#onClientData);
     client.on('drain', this.#onClientDrain);
     client.on('end', this.#onClientEnd);
     client.on('close', this.#onClose);
+    const h2 = this.#host.h2;
+    if (h2 !== undefined) {
+      this.#tap = new H2Tap(this, {
+        pingPayload: h2.pingPayload,
+        pingAckWaitMaxMs: h2.pingAckWaitMaxMs,
+        now: this.#host.now,
+      });
+      client.on('data', this.#tap.onClientData);
+      upstream.on('data', this.#tap.onServerData);
+    } else {
+      this.protocol = 'opaque';
+      this.#plainHandlers();
+    }
     this.#host.established(this);
     // The client may have been reset while the dial was finishing; its 'close' is still to
     // come, and the upstream's follows the destroy, so #onClose runs once both are gone.
@@ -144,12 +313,22 @@ export class Connection {
     client.resume();
   }
 
+  #plainHandlers(): void {
+    const { client, upstream } = this;
+    client.removeAllListeners('data');
+    upstream.removeAllListeners('data');
+    client.on('data', this.#onClientData);
+    upstream.on('data', this.#onUpstreamData);
+  }
+
+  // ---- plain copy ----
+
   #onClientData = (chunk: Buffer): void => {
-    if (!(this.upstream as Socket).write(chunk)) this.client.pause();
+    if (!this.upstream.write(chunk)) this.client.pause();
   };
 
   #onUpstreamData = (chunk: Buffer): void => {
-    if (!this.client.write(chunk)) (this.upstream as Socket).pause();
+    if (!this.client.write(chunk)) this.upstream.pause();
   };
 
   #onUpstreamDrain = (): void => {
@@ -157,32 +336,60 @@ export class Connection {
   };
 
   #onClientDrain = (): void => {
-    this.upstream?.resume();
+    this.upstream.resume();
   };
 
   // Half-close: a FIN from one side becomes a FIN to the other; the other direction stays open.
   #onClientEnd = (): void => {
-    this.upstream?.end();
+    this.#firstToEnd ??= 'client';
+    if (this.#closing) return;
+    const held = this.#tap?.clientEnded();
+    if (held !== undefined) this.upstream.write(held);
+    this.upstream.end();
   };
 
   #onUpstreamEnd = (): void => {
-    this.client.end();
+    this.#firstToEnd ??= 'server';
+    if (!this.#closing) this.client.end();
   };
 
   #onError = (): void => {
     // A reset or write error on one side: reset the other too, so neither waits for ever.
-    // Which error it was is visible in the connection's end, not logged per connection.
     if (!this.client.destroyed) this.client.resetAndDestroy();
     if (this.upstream !== undefined && !this.upstream.destroyed) this.upstream.resetAndDestroy();
   };
 
   #onClose = (): void => {
     if (this.#closed) return;
-    const up = this.upstream as Socket;
+    const up = this.upstream;
     // Wait for both sockets: a side that closed cleanly leaves the other flushing its last bytes.
-    if (!(this.client.destroyed && up.destroyed)) return;
+    if (!(this.client.destroyed && up.destroyed)) {
+      this.#firstToEnd ??= this.client.destroyed ? 'client' : 'server';
+      return;
+    }
     this.#closed = true;
+    clearTimeout(this.#lingerTimer);
     const ep = this.endpoint as EndpointStats;
+    const tap = this.#tap;
+    if (tap !== undefined) {
+      this.streamsChanged(-tap.reportedStreams);
+      tap.dispose();
+    }
+    const drain = this.#drain;
+    if (drain !== undefined) {
+      clearTimeout(drain.timer);
+      const s = tap?.session;
+      this.#host.drainEnded(this, {
+        reason: drain.reason,
+        outcome:
+          drain.outcome ??
+          (this.#firstToEnd === 'server' ? DrainOutcome.SERVER_CLOSED : DrainOutcome.CLIENT_CLOSED),
+        seconds: (this.#host.now() - drain.startedAt) / 1000,
+        injected: this.#injectedGoaway,
+        streamsNormal: (s?.streamsEndedNormally ?? 0) - drain.streamsNormalAtStart,
+        streamsReset: (s?.streamsEndedByReset ?? 0) - drain.streamsResetAtStart,
+      });
+    }
     ep.bytesClientToServer += up.bytesWritten;
     ep.bytesServerToClient += this.client.bytesWritten;
     this.#host.balancer.closed(ep, this.draining);

@@ -62,6 +62,8 @@ export class Proxier {
       ...opts,
       observer: {
         established: (conn, owner) => observer?.established(conn, owner),
+        protocolKnown: (conn, owner) => observer?.protocolKnown?.(conn, owner),
+        drainEnded: (conn, owner, end) => observer?.drainEnded?.(conn, owner, end),
         closed: (conn, owner) => {
           observer?.closed(conn, owner);
           if (owner.connections.size === 0) this.#retired.delete(owner);

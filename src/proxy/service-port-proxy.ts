@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { LeastConnBalancer, type EndpointChange } from '../balancer/least-conn.js';
 import type { ServicePort } from '../servicetable/types.js';
-import { Connection, type ConnectionHost } from './connection.js';
+import { Connection, type ConnectionHost, type DrainEnd, type H2Settings } from './connection.js';
 import { SOCKET_KEEPALIVE_MS, type ConnectFailureReason } from './dial.js';
 
 /** Settings shared by every Service port. */
@@ -9,33 +9,54 @@ export interface ServicePortProxyOptions {
   readonly connectTimeoutMs: number;
   readonly maxConnectAttempts: number;
   readonly slowStartWindowMs: number;
+  /** HTTP/2 tracking and drain settings; undefined turns tracking off. */
+  readonly h2: H2Settings | undefined;
   readonly now: () => number;
   readonly random: () => number;
-  /** Told about every established and closed connection (drain controller, tests). */
+  /** Told about connection events (drain controller, metrics). */
   readonly observer?: ConnectionObserver;
 }
 
 export interface ConnectionObserver {
   established(conn: Connection, owner: ServicePortProxy): void;
+  protocolKnown?(conn: Connection, owner: ServicePortProxy): void;
+  drainEnded?(conn: Connection, owner: ServicePortProxy, end: DrainEnd): void;
   closed(conn: Connection, owner: ServicePortProxy): void;
 }
 
-/**
- * One Service port: its listener, its balancer and its open connections.
- * Counters are plain fields, read at scrape time.
- */
+/** Plain counters of one Service port, read at scrape time. */
+export class ServicePortCounters {
+  /** Clients turned away, by reason. */
+  readonly turnedAway = new Map<ConnectFailureReason, number>();
+  /** Connections by detected protocol. */
+  readonly protocols = new Map<'h2c' | 'opaque', number>();
+  /** h2c connections that lost sync and went opaque, by reason. */
+  readonly desyncs = new Map<string, number>();
+  serverGoaways = 0;
+  readonly drainsStarted = new Map<string, number>();
+  readonly drainsEnded = new Map<string, number>();
+  drainedStreamsNormal = 0;
+  drainedStreamsReset = 0;
+  /** Bytes of connections that have ended. Live ones add theirs at read time. */
+  bytesClientToServer = 0;
+  bytesServerToClient = 0;
+}
+
+export function bump<K>(map: Map<K, number>, key: K, n = 1): void {
+  map.set(key, (map.get(key) ?? 0) + n);
+}
+
+/** One Service port: its listener, its balancer and its open connections. */
 export class ServicePortProxy implements ConnectionHost {
   #servicePort: ServicePort;
   readonly balancer: LeastConnBalancer;
   readonly connectTimeoutMs: number;
   readonly maxConnectAttempts: number;
+  readonly h2: H2Settings | undefined;
+  readonly now: () => number;
   /** Open connections (established, not yet closed). */
   readonly connections = new Set<Connection>();
-  /** Clients turned away, by reason. */
-  readonly turnedAwayByReason = new Map<ConnectFailureReason, number>();
-  /** Bytes of connections that have ended. Live ones add theirs at read time. */
-  bytesClientToServer = 0;
-  bytesServerToClient = 0;
+  readonly counters = new ServicePortCounters();
   /** Where the listener is bound, once it is. */
   address: AddressInfo | undefined;
   readonly #opts: ServicePortProxyOptions;
@@ -46,6 +67,8 @@ export class ServicePortProxy implements ConnectionHost {
     this.#opts = opts;
     this.connectTimeoutMs = opts.connectTimeoutMs;
     this.maxConnectAttempts = Math.max(1, opts.maxConnectAttempts);
+    this.h2 = opts.h2;
+    this.now = opts.now;
     this.balancer = new LeastConnBalancer({
       now: opts.now,
       random: opts.random,
@@ -117,8 +140,10 @@ export class ServicePortProxy implements ConnectionHost {
       client.destroy();
       return;
     }
-    new Connection(client, this, this.#opts.now());
+    new Connection(client, this, this.now());
   };
+
+  // ---- ConnectionHost ----
 
   established(conn: Connection): void {
     this.connections.add(conn);
@@ -126,13 +151,30 @@ export class ServicePortProxy implements ConnectionHost {
   }
 
   turnedAway(_conn: Connection, reason: ConnectFailureReason): void {
-    this.turnedAwayByReason.set(reason, (this.turnedAwayByReason.get(reason) ?? 0) + 1);
+    bump(this.counters.turnedAway, reason);
+  }
+
+  protocolKnown(conn: Connection, protocol: 'h2c' | 'opaque', desync: string | undefined): void {
+    bump(this.counters.protocols, protocol);
+    if (desync !== undefined) bump(this.counters.desyncs, desync);
+    this.#opts.observer?.protocolKnown?.(conn, this);
+  }
+
+  serverGoaway(): void {
+    this.counters.serverGoaways++;
+  }
+
+  drainEnded(conn: Connection, end: DrainEnd): void {
+    bump(this.counters.drainsEnded, end.outcome);
+    this.counters.drainedStreamsNormal += end.streamsNormal;
+    this.counters.drainedStreamsReset += end.streamsReset;
+    this.#opts.observer?.drainEnded?.(conn, this, end);
   }
 
   closed(conn: Connection): void {
     this.connections.delete(conn);
-    this.bytesClientToServer += conn.bytesClientToServer;
-    this.bytesServerToClient += conn.bytesServerToClient;
+    this.counters.bytesClientToServer += conn.bytesClientToServer;
+    this.counters.bytesServerToClient += conn.bytesServerToClient;
     this.#opts.observer?.closed(conn, this);
   }
 }

@@ -1,0 +1,162 @@
+import type { EndpointChange } from '../balancer/least-conn.js';
+import type { DrainShare } from '../drain/budget.js';
+import { DrainPlanner, DrainReason, type DrainDecision } from '../drain/planner.js';
+import type { Logger } from '../log.js';
+import type { Connection } from '../proxy/connection.js';
+import { bump, type ServicePortProxy } from '../proxy/service-port-proxy.js';
+
+export interface DrainConfig {
+  /** Drain h2c connections older than this (±10%); 0 = off. */
+  readonly maxConnectionAgeMs: number;
+  /** Every drain is closed by then at the latest. */
+  readonly drainGraceMs: number;
+  readonly drainMaxConcurrent: DrainShare;
+  /** Drains started per second per Service port; 0 = no limit. */
+  readonly drainRatePerSec: number;
+  /** Rebalance when max/mean active h2c connections passes this; 0 = off. */
+  readonly rebalanceThreshold: number;
+}
+
+/** How often the planner looks for due drains. */
+const TICK_MS = 100;
+
+function leavingReason(change: EndpointChange): DrainReason | undefined {
+  if (
+    change.current === 'ready' ||
+    change.previous === change.current ||
+    change.previous === undefined
+  )
+    return undefined;
+  if (change.current === 'removed') return DrainReason.ENDPOINT_REMOVED;
+  if (change.current === 'terminating') return DrainReason.ENDPOINT_TERMINATING;
+  return DrainReason.ENDPOINT_NOT_READY;
+}
+
+/**
+ * The shell around DrainPlanner: tells it about every connection and endpoint change, runs its
+ * tick on a timer, and carries out its decisions on the connections. Drains for leaving
+ * endpoints start at once; max-age and rebalance drains follow the budget.
+ */
+export class DrainController {
+  readonly #config: DrainConfig;
+  readonly #planner: DrainPlanner;
+  readonly #now: () => number;
+  readonly #log: Logger;
+  readonly #conns = new Map<number, { conn: Connection; owner: ServicePortProxy }>();
+  readonly #owners = new Set<ServicePortProxy>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    config: DrainConfig,
+    deps: { now: () => number; random: () => number; logger: Logger },
+  ) {
+    this.#config = config;
+    this.#now = deps.now;
+    this.#log = deps.logger;
+    this.#planner = new DrainPlanner({
+      maxAgeMs: config.maxConnectionAgeMs,
+      ageJitter: 0.1,
+      budget: { maxConcurrent: config.drainMaxConcurrent, ratePerSec: config.drainRatePerSec },
+      rebalanceThreshold: config.rebalanceThreshold,
+      random: deps.random,
+    });
+  }
+
+  /** Starts the periodic tick. */
+  start(): void {
+    this.#timer ??= setInterval(() => this.tick(), TICK_MS);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  isRebalancing(servicePort: string): boolean {
+    return this.#planner.isRebalancing(servicePort);
+  }
+
+  // ---- ConnectionObserver ----
+
+  established(conn: Connection, owner: ServicePortProxy): void {
+    const now = this.#now();
+    this.#conns.set(conn.id, { conn, owner });
+    this.#owners.add(owner);
+    this.#planner.add(conn.id, owner.servicePort, conn.endpoint?.key ?? '', conn.openedAt, now);
+    if (conn.protocol !== 'pending') this.#planner.setProtocol(conn.id, conn.protocol, now);
+  }
+
+  protocolKnown(conn: Connection): void {
+    this.#planner.setProtocol(conn.id, conn.protocol, this.#now());
+  }
+
+  closed(conn: Connection, owner: ServicePortProxy): void {
+    this.#conns.delete(conn.id);
+    this.#planner.remove(conn.id);
+    if (owner.connections.size === 0 && owner.balancer.eligibleCount === 0) {
+      this.#owners.delete(owner);
+      this.#planner.forgetPort(owner.servicePort);
+    }
+  }
+
+  /** Endpoints of a Service port changed state: drain the connections of those that left. */
+  endpointChanges(owner: ServicePortProxy, changes: readonly EndpointChange[]): void {
+    this.#owners.add(owner);
+    for (const change of changes) {
+      const reason = leavingReason(change);
+      if (reason === undefined) continue;
+      const decisions = this.#planner.endpointLeaving(owner.servicePort, change.stats.key, reason);
+      if (decisions.length > 0) {
+        this.#log.info(
+          {
+            servicePort: owner.servicePort,
+            endpoint: change.stats.key,
+            reason,
+            connections: decisions.length,
+          },
+          'draining the connections of a leaving endpoint',
+        );
+      }
+      this.#execute(decisions);
+    }
+    this.#updateEndpoints(owner);
+  }
+
+  /** One planning round (normally run by the timer). */
+  tick(): void {
+    const now = this.#now();
+    if (this.#config.rebalanceThreshold > 0)
+      for (const owner of this.#owners) this.#updateEndpoints(owner, now);
+    this.#execute(this.#planner.tick(now));
+  }
+
+  /** Drains every open connection for shutdown, bypassing the budget. */
+  shutdown(graceMs: number): number {
+    let n = 0;
+    for (const { conn, owner } of this.#conns.values()) {
+      this.#planner.markDraining(conn.id);
+      if (conn.drain(DrainReason.SHUTDOWN, graceMs)) {
+        bump(owner.counters.drainsStarted, DrainReason.SHUTDOWN);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  #updateEndpoints(owner: ServicePortProxy, now = this.#now()): void {
+    const eps = [];
+    for (const ep of owner.balancer.endpoints())
+      if (ep.eligible) eps.push({ key: ep.key, weight: ep.weight });
+    this.#planner.setEndpoints(owner.servicePort, eps, now);
+  }
+
+  #execute(decisions: readonly DrainDecision[]): void {
+    for (const d of decisions) {
+      const entry = this.#conns.get(d.id);
+      if (entry === undefined) continue;
+      if (entry.conn.drain(d.reason, this.#config.drainGraceMs))
+        bump(entry.owner.counters.drainsStarted, d.reason);
+    }
+  }
+}

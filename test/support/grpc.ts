@@ -1,0 +1,183 @@
+import * as grpc from '@grpc/grpc-js';
+
+/**
+ * A tiny gRPC service for tests, without .proto files: payloads are raw bytes.
+ * - Unary `/klp.Echo/Who`: request is JSON `{ "delayMs": n }`; replies with the backend name
+ *   after the delay.
+ * - Server streaming `/klp.Echo/Ticks`: request `{ "count": n, "intervalMs": m }`; sends the
+ *   backend name n times, m ms apart.
+ */
+const raw = {
+  requestSerialize: (b: Buffer) => b,
+  requestDeserialize: (b: Buffer) => b,
+  responseSerialize: (b: Buffer) => b,
+  responseDeserialize: (b: Buffer) => b,
+};
+
+export const echoService = {
+  who: { path: '/klp.Echo/Who', requestStream: false, responseStream: false, ...raw },
+  ticks: { path: '/klp.Echo/Ticks', requestStream: false, responseStream: true, ...raw },
+} as const;
+
+export interface GrpcBackend {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  /** RPCs served. */
+  served: number;
+  /** Incoming HTTP/2 sessions (TCP connections) accepted. */
+  sessions: number;
+  readonly server: grpc.Server;
+  close(): Promise<void>;
+}
+
+/** Starts a grpc-js server on host:port serving the echo service under `name`. */
+export async function startGrpcBackend(
+  host: string,
+  port: number,
+  name = `${host}:${port}`,
+  options: grpc.ServerOptions = {},
+): Promise<GrpcBackend> {
+  const server = new grpc.Server(options);
+  const backend: GrpcBackend = {
+    name,
+    address: host,
+    port,
+    served: 0,
+    sessions: 0,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.forceShutdown();
+        resolve();
+      }),
+  };
+  server.addService(echoService as unknown as grpc.ServiceDefinition, {
+    who: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      const { delayMs = 0 } = parse(call.request);
+      backend.served++;
+      const t = setTimeout(() => cb(null, Buffer.from(name)), delayMs);
+      call.on('cancelled', () => clearTimeout(t));
+    },
+    ticks: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      const { count = 1, intervalMs = 100 } = parse(call.request);
+      backend.served++;
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (call.cancelled) return clearInterval(timer);
+        call.write(Buffer.from(name));
+        if (++sent >= count) {
+          clearInterval(timer);
+          call.end();
+        }
+      }, intervalMs);
+      call.on('cancelled', () => clearInterval(timer));
+    },
+  });
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err) =>
+      err ? reject(err) : resolve(),
+    ),
+  );
+  const http2 = (
+    server as unknown as { http2Servers?: Map<{ on(e: string, f: () => void): void }, unknown> }
+  ).http2Servers;
+  for (const s of http2?.keys() ?? []) s.on('session', () => backend.sessions++);
+  return backend;
+}
+
+function parse(b: Buffer): { delayMs?: number; count?: number; intervalMs?: number } {
+  try {
+    return b.length === 0 ? {} : (JSON.parse(b.toString('utf8')) as Record<string, number>);
+  } catch {
+    return {};
+  }
+}
+
+const EchoClient = grpc.makeGenericClientConstructor(
+  echoService as unknown as grpc.ServiceDefinition,
+  'Echo',
+);
+
+/** A grpc-js client with one channel to `target` (host:port). */
+export class EchoClientHandle {
+  readonly client: grpc.Client;
+  constructor(target: string, options: grpc.ChannelOptions = {}) {
+    this.client = new EchoClient(target, grpc.credentials.createInsecure(), options);
+  }
+
+  /** One unary RPC; resolves with the backend name. */
+  who(delayMs = 0, deadlineMs = 10_000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      (this.client as unknown as Record<string, Function>).who(
+        Buffer.from(JSON.stringify({ delayMs })),
+        { deadline: Date.now() + deadlineMs },
+        (err: grpc.ServiceError | null, res: Buffer) =>
+          err ? reject(err) : resolve(res.toString('utf8')),
+      );
+    });
+  }
+
+  /** A server-streaming RPC; resolves with the messages, rejects with the error. */
+  ticks(count: number, intervalMs: number): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const got: string[] = [];
+      const call = (this.client as unknown as Record<string, Function>).ticks(
+        Buffer.from(JSON.stringify({ count, intervalMs })),
+      ) as grpc.ClientReadableStream<Buffer>;
+      call.on('data', (b: Buffer) => got.push(b.toString('utf8')));
+      call.on('error', (err) => reject(Object.assign(err, { received: got })));
+      call.on('end', () => resolve(got));
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** Result of a steady RPC load. */
+export interface LoadResult {
+  ok: number;
+  failed: number;
+  errors: Map<string, number>;
+  /** RPCs per backend name. */
+  perBackend: Map<string, number>;
+}
+
+/**
+ * Sends unary RPCs at `ratePerSec` for `durationMs` on one client (sequential schedule, RPCs may
+ * overlap when `delayMs` > interval). Bounded in count and time.
+ */
+export async function steadyLoad(
+  client: EchoClientHandle,
+  ratePerSec: number,
+  durationMs: number,
+  delayMs = 0,
+): Promise<LoadResult> {
+  const result: LoadResult = { ok: 0, failed: 0, errors: new Map(), perBackend: new Map() };
+  const total = Math.floor((ratePerSec * durationMs) / 1000);
+  const interval = 1000 / ratePerSec;
+  const start = Date.now();
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + i * interval;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    inflight.push(
+      client.who(delayMs).then(
+        (name) => {
+          result.ok++;
+          result.perBackend.set(name, (result.perBackend.get(name) ?? 0) + 1);
+        },
+        (err: grpc.ServiceError) => {
+          result.failed++;
+          const key = `${grpc.status[err.code] ?? err.code}: ${err.details ?? err.message}`;
+          result.errors.set(key, (result.errors.get(key) ?? 0) + 1);
+        },
+      ),
+    );
+  }
+  await Promise.all(inflight);
+  return result;
+}
