@@ -9,6 +9,7 @@ import { Proxier, type InterceptMode } from '../proxy/proxier.js';
 import type { ServicePortProxy } from '../proxy/service-port-proxy.js';
 import { ServiceTableBuilder } from '../servicetable/builder.js';
 import type { ServiceTable } from '../servicetable/types.js';
+import type { K8sSourceStats } from '../source/k8s/stats.js';
 import type { Source } from '../source/types.js';
 import type { IptablesOptions } from '../iptables/apply.js';
 import { IptablesSync } from './iptables-sync.js';
@@ -159,6 +160,10 @@ export class Daemon {
         },
         listenFailures: () => proxier.listenFailures.entries(),
         iptables: this.iptables?.stats,
+        k8s:
+          source.kind === 'k8s'
+            ? (source as unknown as { stats: K8sSourceStats }).stats
+            : undefined,
       },
       { defaultMetrics: deps.defaultMetrics ?? true },
     );

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ServicePortProxy } from '../proxy/service-port-proxy.js';
 import type { IptablesSyncStats } from '../daemon/iptables-sync.js';
+import type { K8sSourceStats } from '../source/k8s/stats.js';
 import { skewOf } from './state.js';
 
 /**
@@ -21,6 +22,8 @@ export interface MetricsView {
   listenFailures(): Iterable<[string, number]>;
   /** Present with intercept `iptables`. */
   readonly iptables?: IptablesSyncStats | undefined;
+  /** Present with the k8s source. */
+  readonly k8s?: K8sSourceStats | undefined;
 }
 
 type Labels = Record<string, string>;
@@ -344,5 +347,60 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
+  const informers = function* (): Iterable<[string, K8sSourceStats['services']]> {
+    if (view.k8s === undefined) return;
+    yield ['services', view.k8s.services];
+    yield ['endpointslices', view.k8s.endpointslices];
+  };
+  counter(
+    registry,
+    'k8s_watch_restarts_total',
+    'List/watch cycles of the API server that ended and were started again, by resource and reason (eof, expired, timeout, http-error, network-error, error-event, other).',
+    ['resource', 'reason'],
+    function* () {
+      for (const [resource, st] of informers()) {
+        for (const [reason, n] of Object.entries(st.watchRestarts)) yield [{ resource, reason }, n];
+      }
+    },
+  );
+  counter(
+    registry,
+    'k8s_relists_total',
+    'Full lists after the first one (after 410 Expired or a restart), by resource.',
+    ['resource'],
+    function* () {
+      for (const [resource, st] of informers()) yield [{ resource }, st.relists];
+    },
+  );
+  counter(
+    registry,
+    'k8s_requests_total',
+    'List and watch requests sent to the API server, by resource and verb.',
+    ['resource', 'verb'],
+    function* () {
+      for (const [resource, st] of informers()) {
+        yield [{ resource, verb: 'list' }, st.requests.list];
+        yield [{ resource, verb: 'watch' }, st.requests.watch];
+      }
+    },
+  );
+  counter(
+    registry,
+    'k8s_malformed_objects_total',
+    'Objects from the API server dropped because they could not be read at all, by resource.',
+    ['resource'],
+    function* () {
+      for (const [resource, st] of informers()) yield [{ resource }, st.malformed];
+    },
+  );
+  gauge(
+    registry,
+    'k8s_last_sync_timestamp_seconds',
+    'When the last successful list or watch event arrived, by resource (Unix seconds; 0 before the first).',
+    ['resource'],
+    function* () {
+      for (const [resource, st] of informers()) yield [{ resource }, st.lastSyncTime];
+    },
+  );
   return { registry, connectionAge, drainDuration, syncDuration };
 }

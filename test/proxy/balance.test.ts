@@ -98,7 +98,7 @@ describe('least-connection balancing from a manifests file', () => {
     d = await startTestDaemon([svc, endpointSlice('echo-1', ips(2))], { maxConnectAttempts: 2 });
     await expect(connectGreeted(VIP, 8080, 2000)).rejects.toThrow();
     const port = d.daemon.proxier.get('default/echo:grpc');
-    await waitFor('turned-away count', () => (port?.turnedAwayByReason.get('refused') ?? 0) === 1);
+    await waitFor('turned-away count', () => (port?.counters.turnedAway.get('refused') ?? 0) === 1);
   });
 
   it('keeps serving the last good table after a bad edit, and counts it', async () => {
