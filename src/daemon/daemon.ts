@@ -229,10 +229,14 @@ export class Daemon {
     // The REDIRECT rules stay: a restarted proxy rewrites them, and `cleanup` removes them.
     await this.iptables?.stop();
     await this.proxier.stopListening();
+    this.drains.stop();
     const open = this.proxier.connectionCount;
+    // h2c connections get GOAWAY and close when their streams end; the others are closed at
+    // the grace deadline unless they end before.
+    const draining = this.drains.shutdown(this.config.shutdownGraceMs);
     log.info(
-      { openConnections: open, graceMs: this.config.shutdownGraceMs },
-      'stopped accepting; waiting for open connections',
+      { openConnections: open, draining, graceMs: this.config.shutdownGraceMs },
+      'stopped accepting; draining open connections',
     );
     const deadline = Date.now() + this.config.shutdownGraceMs;
     while (this.proxier.connectionCount > 0 && Date.now() < deadline) {

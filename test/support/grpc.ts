@@ -103,13 +103,17 @@ const EchoClient = grpc.makeGenericClientConstructor(
 export class EchoClientHandle {
   readonly client: grpc.Client;
   constructor(target: string, options: grpc.ChannelOptions = {}) {
-    this.client = new EchoClient(target, grpc.credentials.createInsecure(), options);
+    // A channel of its own: grpc-js otherwise shares one connection between equal channels.
+    this.client = new EchoClient(target, grpc.credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+      ...options,
+    });
   }
 
   /** One unary RPC; resolves with the backend name. */
   who(delayMs = 0, deadlineMs = 10_000): Promise<string> {
     return new Promise((resolve, reject) => {
-      (this.client as unknown as Record<string, Function>).who(
+      (this.client as unknown as Record<string, (...args: unknown[]) => unknown>).who!(
         Buffer.from(JSON.stringify({ delayMs })),
         { deadline: Date.now() + deadlineMs },
         (err: grpc.ServiceError | null, res: Buffer) =>
@@ -122,7 +126,8 @@ export class EchoClientHandle {
   ticks(count: number, intervalMs: number): Promise<string[]> {
     return new Promise((resolve, reject) => {
       const got: string[] = [];
-      const call = (this.client as unknown as Record<string, Function>).ticks(
+      const call = (this.client as unknown as Record<string, (...args: unknown[]) => unknown>)
+        .ticks!(
         Buffer.from(JSON.stringify({ count, intervalMs })),
       ) as grpc.ClientReadableStream<Buffer>;
       call.on('data', (b: Buffer) => got.push(b.toString('utf8')));

@@ -31,7 +31,12 @@ export async function startProxyProcess(args: string[], timeoutMs = 15_000): Pro
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const ready = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`proxy not ready in ${timeoutMs} ms: ${stderr} ${JSON.stringify(logs)} ${process.execPath}`)),
+      () =>
+        reject(
+          new Error(
+            `proxy not ready in ${timeoutMs} ms: ${stderr} ${JSON.stringify(logs)} ${process.execPath}`,
+          ),
+        ),
       timeoutMs,
     );
     let metrics: string | undefined;
@@ -62,6 +67,20 @@ export async function startProxyProcess(args: string[], timeoutMs = 15_000): Pro
     throw err;
   }
   const metricsUrl = `http://${address}`;
+  // "running" is logged once the source started; the listeners are bound once /readyz says so.
+  const deadline = Date.now() + timeoutMs;
+  while (
+    (await fetch(`${metricsUrl}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    )) !== 200
+  ) {
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`proxy not ready (/readyz) in ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const scrape = async (): Promise<string> => (await fetch(`${metricsUrl}/metrics`)).text();
   const matching = (text: string, name: string, labels: Record<string, string>): number[] => {
     const out: number[] = [];

@@ -1,0 +1,214 @@
+import { randomBytes, createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { connect as tcpConnect } from 'node:net';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Flag, FrameType } from '../../src/h2/frame.js';
+import type { Connection } from '../../src/proxy/connection.js';
+import { selfSignedCertificate } from '../support/apiserver/tls.js';
+import { startTcpBackend, waitFor } from '../support/backends.js';
+import { startTestDaemon, type TestDaemon } from '../support/daemon.js';
+import { endpointSlice, service } from '../support/objects.js';
+import {
+  continuation,
+  data,
+  goaway,
+  headers,
+  ping,
+  rawClient,
+  rawServer,
+  type RawServer,
+} from '../support/raw-h2.js';
+
+// Addresses of this file: 127.0.6.0/24.
+const VIP = '127.0.6.50';
+const BACKEND = '127.0.6.11';
+const objects = [
+  service('echo', { clusterIP: VIP, ports: [{ name: 'grpc', port: 8080 }] }),
+  endpointSlice('echo-1', [BACKEND]),
+];
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups.length = 0;
+});
+
+async function daemon(config: Parameters<typeof startTestDaemon>[1] = {}): Promise<TestDaemon> {
+  const d = await startTestDaemon(objects, { maxConnectionAgeMs: 0, ...config });
+  cleanups.push(() => d.stop());
+  return d;
+}
+
+function onlyConnection(d: TestDaemon): Connection {
+  const conns = [...(d.daemon.proxier.get('default/echo:grpc')?.connections ?? [])];
+  expect(conns).toHaveLength(1);
+  return conns[0] as Connection;
+}
+
+function server(onFrame: Parameters<typeof rawServer>[2]): Promise<RawServer> {
+  return rawServer(BACKEND, 9000, onFrame).then((s) => {
+    cleanups.push(() => s.close());
+    return s;
+  });
+}
+
+const counters = (d: TestDaemon) => d.daemon.proxier.get('default/echo:grpc')?.counters;
+
+describe('GOAWAY injection on the wire', () => {
+  it('never injects inside a header block split by CONTINUATION frames', async () => {
+    const srv = await server((f, s) => {
+      if (f.type !== FrameType.HEADERS) return;
+      s.write(headers(f.streamId, 0)); // no END_HEADERS: the block stays open
+      setTimeout(
+        () =>
+          s.write(
+            Buffer.concat([
+              continuation(f.streamId, Flag.END_HEADERS),
+              data(f.streamId, Flag.END_STREAM),
+            ]),
+          ),
+        300,
+      );
+    });
+    const d = await daemon();
+    const c = await rawClient(VIP, 8080);
+    cleanups.push(() => c.socket.destroy());
+    c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
+    await c.waitFor('response HEADERS', (r) => r.frames.some((f) => f.type === FrameType.HEADERS));
+    onlyConnection(d).drain('endpoint_terminating', 5000);
+    await c.waitFor('GOAWAY', (r) => r.frames.some((f) => f.type === FrameType.GOAWAY));
+    const types = c.received.types();
+    // The GOAWAY may come at any frame boundary after the header block ends, never inside it.
+    expect(types.slice(0, 3)).toEqual(['SETTINGS', 'HEADERS', 'CONTINUATION']);
+    expect(types.filter((t) => t !== 'DATA')).toEqual([
+      'SETTINGS',
+      'HEADERS',
+      'CONTINUATION',
+      'GOAWAY',
+      'PING',
+    ]);
+    const gw = c.received.frames.find((f) => f.type === FrameType.GOAWAY);
+    expect(gw?.payload.readUInt32BE(0)).toBe(0x7fffffff);
+    expect(gw?.payload.readUInt32BE(4)).toBe(0);
+    expect(gw?.payload.subarray(8).toString()).toBe('kube-lc-proxy: endpoint_terminating');
+    expect(srv.conns[0]?.received.frames.some((f) => f.type === FrameType.GOAWAY)).toBe(false);
+  });
+
+  it('removes the ACK of its own PING, closes with FIN once streams end, and counts it graceful', async () => {
+    const srv = await server((f, s) => {
+      if (f.type === FrameType.HEADERS)
+        setTimeout(
+          () =>
+            s.write(
+              Buffer.concat([
+                headers(f.streamId, Flag.END_HEADERS),
+                data(f.streamId, Flag.END_STREAM),
+              ]),
+            ),
+          200,
+        );
+    });
+    const d = await daemon();
+    const c = await rawClient(VIP, 8080);
+    cleanups.push(() => c.socket.destroy());
+    c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
+    await waitFor(
+      'stream open',
+      () =>
+        (d.daemon.proxier.get('default/echo:grpc')?.balancer.endpoints().next().value
+          ?.openStreams ?? 0) === 1,
+    );
+    onlyConnection(d).drain('max_age', 5000);
+    await c.waitFor('PING', (r) => r.frames.some((f) => f.type === FrameType.PING));
+    const ourPing = c.received.frames.find((f) => f.type === FrameType.PING);
+    const ended = once(c.socket, 'end');
+    // A client PING of its own and its answer pass through; the ACK of ours does not.
+    c.send(ping(ourPing?.payload as Buffer, true), ping(Buffer.from('clientpg')));
+    await ended; // FIN from the proxy after the stream ended
+    const toServer = srv.conns[0]?.received.frames ?? [];
+    expect(
+      toServer.filter((f) => f.type === FrameType.PING).map((f) => [f.flags, f.payload.toString()]),
+    ).toEqual([[0, 'clientpg']]);
+    await waitFor('drain counted', () => counters(d)?.drainsEnded.get('graceful') === 1);
+    expect(counters(d)?.drainedStreamsNormal).toBe(1);
+  });
+
+  it('never injects after the server sent its own GOAWAY', async () => {
+    await server((f, s) => {
+      if (f.type === FrameType.HEADERS)
+        s.write(Buffer.concat([goaway(f.streamId), headers(f.streamId, Flag.END_HEADERS)]));
+    });
+    const d = await daemon({ drainGraceMs: 300 });
+    const c = await rawClient(VIP, 8080);
+    cleanups.push(() => c.socket.destroy());
+    c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
+    await c.waitFor('server GOAWAY', (r) => r.frames.some((f) => f.type === FrameType.GOAWAY));
+    await waitFor('GOAWAY seen', () => counters(d)?.serverGoaways === 1);
+    onlyConnection(d).drain('max_age', 300);
+    await once(c.socket, 'close');
+    expect(
+      c.received.frames
+        .filter((f) => f.type === FrameType.GOAWAY)
+        .map((f) => f.payload.readUInt32BE(0)),
+    ).toEqual([1]);
+    await waitFor('forced drain counted', () => counters(d)?.drainsEnded.get('forced') === 1);
+  });
+
+  it('passes HTTP/1.1 through byte for byte and never drains it for age', async () => {
+    const backend = await startTcpBackend(BACKEND, 9000, { greet: false });
+    cleanups.push(() => backend.close());
+    const d = await daemon({ maxConnectionAgeMs: 100 });
+    const s = tcpConnect({ host: VIP, port: 8080 });
+    cleanups.push(() => s.destroy());
+    const req = Buffer.concat([
+      Buffer.from('POST /x HTTP/1.1\r\nHost: echo\r\nContent-Length: 65536\r\n\r\n'),
+      randomBytes(65536),
+    ]);
+    const got: Buffer[] = [];
+    s.on('data', (b: Buffer) => got.push(b));
+    s.write(req);
+    await waitFor('echo', () => Buffer.concat(got).length === req.length);
+    await new Promise((r) => setTimeout(r, 500)); // well past the max age
+    s.write('more');
+    await waitFor('more', () => Buffer.concat(got).length === req.length + 4);
+    expect(Buffer.concat(got).equals(Buffer.concat([req, Buffer.from('more')]))).toBe(true);
+    expect(counters(d)?.protocols.get('opaque')).toBe(1);
+    expect(counters(d)?.drainsStarted.size).toBe(0);
+  });
+
+  it('passes TLS (ALPN h2) through untouched', async () => {
+    const { key, cert } = await selfSignedCertificate(BACKEND);
+    const seen: Buffer[] = [];
+    const tls = createTlsServer({ key, cert, ALPNProtocols: ['h2'] }, (s) => {
+      s.on('data', (b: Buffer) => {
+        seen.push(b);
+        s.write(createHash('sha256').update(b).digest());
+      });
+      s.on('error', () => {});
+    });
+    tls.listen({ host: BACKEND, port: 9000 });
+    await once(tls, 'listening');
+    cleanups.push(() => new Promise((r) => tls.close(r)));
+    const d = await daemon({ maxConnectionAgeMs: 100 });
+    const c = tlsConnect({
+      host: VIP,
+      port: 8080,
+      ca: cert,
+      servername: undefined,
+      checkServerIdentity: () => undefined,
+      ALPNProtocols: ['h2'],
+    });
+    cleanups.push(() => c.destroy());
+    await once(c, 'secureConnect');
+    expect(c.alpnProtocol).toBe('h2');
+    const payload = randomBytes(1000);
+    c.write(payload);
+    const [digest] = (await once(c, 'data')) as [Buffer];
+    expect(digest.equals(createHash('sha256').update(payload).digest())).toBe(true);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(c.destroyed).toBe(false);
+    expect(counters(d)?.protocols.get('opaque')).toBe(1);
+    expect(counters(d)?.drainsStarted.size).toBe(0);
+  });
+});
