@@ -44,6 +44,7 @@ export class DrainController {
   readonly #log: Logger;
   readonly #conns = new Map<number, { conn: Connection; owner: ServicePortProxy }>();
   readonly #owners = new Set<ServicePortProxy>();
+  readonly #byKey = new Map<string, ServicePortProxy>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -82,7 +83,7 @@ export class DrainController {
   established(conn: Connection, owner: ServicePortProxy): void {
     const now = this.#now();
     this.#conns.set(conn.id, { conn, owner });
-    this.#owners.add(owner);
+    this.#track(owner);
     this.#planner.add(conn.id, owner.servicePort, conn.endpoint?.key ?? '', conn.openedAt, now);
     if (conn.protocol !== 'pending') this.#planner.setProtocol(conn.id, conn.protocol, now);
   }
@@ -96,13 +97,14 @@ export class DrainController {
     this.#planner.remove(conn.id);
     if (owner.connections.size === 0 && owner.balancer.eligibleCount === 0) {
       this.#owners.delete(owner);
+      if (this.#byKey.get(owner.servicePort) === owner) this.#byKey.delete(owner.servicePort);
       this.#planner.forgetPort(owner.servicePort);
     }
   }
 
   /** Endpoints of a Service port changed state: drain the connections of those that left. */
   endpointChanges(owner: ServicePortProxy, changes: readonly EndpointChange[]): void {
-    this.#owners.add(owner);
+    this.#track(owner);
     for (const change of changes) {
       const reason = leavingReason(change);
       if (reason === undefined) continue;
@@ -126,9 +128,35 @@ export class DrainController {
   /** One planning round (normally run by the timer). */
   tick(): void {
     const now = this.#now();
-    if (this.#config.rebalanceThreshold > 0)
+    if (this.#config.rebalanceThreshold > 0) {
       for (const owner of this.#owners) this.#updateEndpoints(owner, now);
-    this.#execute(this.#planner.tick(now));
+    }
+    this.#execute(this.#planner.tick(now, this.#wouldReturn));
+  }
+
+  /**
+   * Would a client drained from `endpoint` now come straight back? Yes when that endpoint, with
+   * the connection counted as draining, still has a lower least-connection score than every
+   * other eligible endpoint (a tie is broken by rotation, so it may well move).
+   */
+  #wouldReturn = (servicePort: string, endpoint: string): boolean => {
+    const owner = this.#byKey.get(servicePort);
+    const ep = owner?.balancer.get(endpoint);
+    if (owner === undefined || ep === undefined || !ep.eligible) return false;
+    const after = ((ep.active - 1) * 256 + ep.draining + 1) / ep.weight;
+    for (const other of owner.balancer.endpoints()) {
+      if (other !== ep && other.eligible && other.score() <= after) return false;
+    }
+    return true;
+  };
+
+  #track(owner: ServicePortProxy): void {
+    this.#owners.add(owner);
+    const current = this.#byKey.get(owner.servicePort);
+    // A retired Service port and its successor share a key: the listening one is current.
+    if (current === undefined || current === owner || owner.listening || !current.listening) {
+      this.#byKey.set(owner.servicePort, owner);
+    }
   }
 
   /** Drains every open connection for shutdown, bypassing the budget. */

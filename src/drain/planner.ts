@@ -16,6 +16,12 @@ export type DrainReason = (typeof DrainReason)[keyof typeof DrainReason];
 /** What a connection speaks, as far as the proxy knows: `pending` until detection ends. */
 export type ConnProtocol = 'pending' | 'h2c' | 'opaque';
 
+/**
+ * Says whether a client drained now from `endpoint` would reconnect to that same endpoint
+ * (it is the least loaded even without this connection). Supplied by the caller at each tick.
+ */
+export type WouldReturn = (servicePort: string, endpoint: string) => boolean;
+
 /** One decision: drain connection `id` for `reason`. */
 export interface DrainDecision {
   readonly id: number;
@@ -25,6 +31,11 @@ export interface DrainDecision {
 export interface PlannerOptions {
   /** Drain h2c connections this old; 0 = never. */
   readonly maxAgeMs: number;
+  /**
+   * How much longer (a fraction of the max age) a max-age drain may wait while the client would
+   * come straight back to the same endpoint. Default 0.1.
+   */
+  readonly ageDeferral?: number;
   /** ± fraction of jitter on each connection's age (0.1 = ±10%, as gRPC A9 servers do). */
   readonly ageJitter: number;
   readonly budget: BudgetOptions;
@@ -66,7 +77,10 @@ interface PortState {
  * the caller passes the time and carries out the decisions.
  *
  * - Max age: each connection gets a deadline `openedAt + maxAge × (1 ± jitter)`; once due, h2c
- *   connections are drained, oldest first, within the budget.
+ *   connections are drained, oldest first, within the budget. A drain that would only send the
+ *   client straight back to the same endpoint (it is the least loaded: least connection would
+ *   choose it again) waits for a moment when it would not, for at most `ageDeferral × maxAge`
+ *   more; such a drain costs the client a reconnect and moves nothing.
  * - Leaving endpoints (removed, terminating, not ready): every connection on them at once,
  *   bypassing the budget (they still count as draining in it).
  * - Rebalance: see `planRebalance`; within the budget. Opaque connections never take part.
@@ -175,10 +189,11 @@ export class DrainPlanner {
   }
 
   /** Drains due now: max age first, then rebalance, each within its Service port's budget. */
-  tick(now: number): DrainDecision[] {
+  tick(now: number, wouldReturn?: WouldReturn): DrainDecision[] {
     const out: DrainDecision[] = [];
     const due = new Map<PortState, Tracked[]>();
     const later: Tracked[] = [];
+    const deferral = (this.#opts.ageDeferral ?? 0.1) * this.#opts.maxAgeMs;
     for (
       let c = this.#ages.peek();
       c !== undefined && c.ageDeadline <= now;
@@ -188,6 +203,10 @@ export class DrainPlanner {
       if (c.closed || c.draining || c.protocol === 'opaque') continue;
       // Unknown protocol: setProtocol puts it back once it turns out to be h2c.
       if (c.protocol === 'pending') continue;
+      if (now < c.ageDeadline + deferral && wouldReturn?.(c.port.name, c.endpoint) === true) {
+        later.push(c);
+        continue;
+      }
       const list = due.get(c.port);
       if (list === undefined) due.set(c.port, [c]);
       else list.push(c);

@@ -97,6 +97,26 @@ describe('DrainPlanner', () => {
     expect(p.tick(20_001)).toEqual([{ id: 2, reason: 'max_age' }]);
   });
 
+  it('defers a max-age drain while the client would come straight back, by at most 10% of the age', () => {
+    const p = new DrainPlanner(opts({ budget: { maxConcurrent: { count: 10 }, ratePerSec: 0 } }));
+    h2cConns(p, 1, 'a');
+    h2cConns(p, 1, 'b', 'ns/s:p', 2);
+    const back = new Set(['a']);
+    const wouldReturn = (_port: string, endpoint: string) => back.has(endpoint);
+    expect(p.tick(10_000, wouldReturn).map((d) => d.id)).toEqual([2]);
+    expect(p.tick(10_500, wouldReturn)).toEqual([]);
+    back.clear(); // another client moved: now it would go elsewhere
+    expect(p.tick(10_600, wouldReturn).map((d) => d.id)).toEqual([1]);
+  });
+
+  it('drains anyway once the deferral is used up', () => {
+    const p = new DrainPlanner(opts({ budget: { maxConcurrent: { count: 10 }, ratePerSec: 0 } }));
+    h2cConns(p, 1, 'a');
+    const always = () => true;
+    expect(p.tick(10_999, always)).toEqual([]);
+    expect(p.tick(11_000, always)).toEqual([{ id: 1, reason: 'max_age' }]);
+  });
+
   it('does nothing for age when max age is 0', () => {
     const p = new DrainPlanner(opts({ maxAgeMs: 0 }));
     h2cConns(p, 3);

@@ -163,7 +163,8 @@ export async function steadyLoad(
   const result: LoadResult = { ok: 0, failed: 0, errors: new Map(), perBackend: new Map() };
   const total = Math.floor((ratePerSec * durationMs) / 1000);
   const interval = 1000 / ratePerSec;
-  const start = Date.now();
+  // A random phase per client: many clients started together would otherwise fire in lockstep.
+  const start = Date.now() + Math.random() * interval;
   const inflight: Promise<void>[] = [];
   for (let i = 0; i < total; i++) {
     const due = start + i * interval;
