@@ -8,16 +8,36 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     languageOptions: {
-      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', URL: 'readonly' },
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        setImmediate: 'readonly',
+        URL: 'readonly',
+      },
     },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
   {
     // Pure modules: no I/O, no client libraries. See DESIGN.md "Modules".
-    files: ['src/servicetable/**', 'src/balancer/**', 'src/h2/**', 'src/drain/**', 'src/iptables/render.ts', 'src/iptables/plan.ts'],
+    files: [
+      'src/servicetable/**',
+      'src/balancer/**',
+      'src/h2/**',
+      'src/drain/**',
+      'src/iptables/render.ts',
+      'src/iptables/plan.ts',
+    ],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -31,7 +51,17 @@ export default tseslint.config(
           ],
           patterns: [
             {
-              group: ['node:fs', 'node:fs/*', 'node:child_process', 'node:http', 'node:http2', 'node:dgram', '@kubernetes/client-node', 'prom-client', 'pino'],
+              group: [
+                'node:fs',
+                'node:fs/*',
+                'node:child_process',
+                'node:http',
+                'node:http2',
+                'node:dgram',
+                '@kubernetes/client-node',
+                'prom-client',
+                'pino',
+              ],
               message: 'pure module: no I/O or client libraries here (DESIGN.md "Modules")',
             },
           ],
