@@ -1,6 +1,6 @@
 /** Pure parts of the K8s source: back-off, rate cap, error classes, object shapes, selectors. */
 import { describe, expect, it } from 'vitest';
-import { Backoff, TokenBucket } from '../../src/source/k8s/backoff.js';
+import { Backoff, UNREACHABLE_MAX_MS, TokenBucket } from '../../src/source/k8s/backoff.js';
 import { objectKey, toWireShape } from '../../src/source/k8s/normalize.js';
 import { ALL_SERVICES_SELECTOR, labelSelectorFor } from '../../src/source/k8s/selectors.js';
 import { classifyError } from '../../src/source/k8s/stats.js';
@@ -20,6 +20,14 @@ describe('Backoff', () => {
     const low = new Backoff({ initialMs: 500, jitter: 0.2 }, c.now, () => 0);
     const high = new Backoff({ initialMs: 500, jitter: 0.2 }, c.now, () => 1);
     expect([low.next(), high.next()]).toEqual([400, 600]);
+  });
+
+  it('caps the delay while the server is unreachable, so an outage ends within seconds (regression: 8 s after a 10 s outage)', () => {
+    const b = new Backoff({ initialMs: 500, maxMs: 30_000 }, clock().now, () => 0.5);
+    const unreachable = Array.from({ length: 6 }, () => b.next(UNREACHABLE_MAX_MS));
+    expect(unreachable).toEqual([500, 1000, 2000, 3000, 3000, 3000]);
+    // A server that answers with errors still gets the full back-off.
+    expect([b.next(), b.next()]).toEqual([30_000, 30_000]);
   });
 
   it('starts over only after a healthy period, not after a quiet failing one', () => {

@@ -22,6 +22,14 @@ export const DEFAULT_BACKOFF: BackoffOptions = {
 };
 
 /**
+ * Largest retry delay while the API server cannot be reached at all (connection refused or
+ * reset, DNS or TLS failure). Such a retry costs the server nothing (a refused SYN), and a short
+ * cap brings changes made during an outage in within a few seconds of its return. A server that
+ * answers with errors (HTTP 5xx, 429) gets the full back-off instead.
+ */
+export const UNREACHABLE_MAX_MS = 3_000;
+
+/**
  * Exponential back-off with jitter. `next()` after each failure gives the delay before the
  * next attempt; `succeeded()` after each sign of health. The delay starts over once the
  * client has been healthy (`succeeded()` with no failure since) for `resetAfterMs`, so a
@@ -50,14 +58,18 @@ export class Backoff {
     return this.#attempt;
   }
 
-  /** Records a failure; returns the delay (ms, ≥ 0) before the next attempt. */
-  next(): number {
+  /**
+   * Records a failure; returns the delay (ms, ≥ 0) before the next attempt. `capMs` lowers the
+   * largest delay for this failure (see UNREACHABLE_MAX_MS).
+   */
+  next(capMs?: number): number {
     const now = this.#now();
     if (this.#healthySince !== undefined && now - this.#healthySince >= this.#opts.resetAfterMs) {
       this.#attempt = 0;
     }
     this.#healthySince = undefined;
-    const { initialMs, maxMs, factor, jitter } = this.#opts;
+    const { initialMs, factor, jitter } = this.#opts;
+    const maxMs = Math.min(this.#opts.maxMs, capMs ?? Number.POSITIVE_INFINITY);
     const base = Math.min(maxMs, initialMs * factor ** this.#attempt);
     this.#attempt++;
     const spread = 1 + jitter * (2 * this.#random() - 1);

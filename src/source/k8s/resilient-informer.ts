@@ -6,7 +6,13 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describe } from '../../errors.js';
-import { Backoff, TokenBucket, type BackoffOptions, type RateLimitOptions } from './backoff.js';
+import {
+  Backoff,
+  TokenBucket,
+  UNREACHABLE_MAX_MS,
+  type BackoffOptions,
+  type RateLimitOptions,
+} from './backoff.js';
 import { GatedWatch, type WatchHooks } from './gated-watch.js';
 import { objectKey, toWireShape } from './normalize.js';
 import { classifyError, type InformerStats, type WatchRestartReason } from './stats.js';
@@ -150,9 +156,10 @@ export class ResilientInformer {
   /** Every failure ends 2.x's loop: log, back off, start again (resuming from the last RV). */
   #failed(err: unknown): void {
     if (this.#stopping || this.#restartTimer !== undefined) return;
-    const delayMs = this.#backoff.next();
+    const reason = classifyError(err);
+    const delayMs = this.#backoff.next(reason === 'network-error' ? UNREACHABLE_MAX_MS : undefined);
     this.#o.logger.warn(
-      { kind: this.#o.name, reason: classifyError(err), err: describe(err), delayMs },
+      { kind: this.#o.name, reason, err: describe(err), delayMs },
       'k8s list/watch failed; restarting',
     );
     this.#restartTimer = setTimeout(() => {
