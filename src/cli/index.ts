@@ -2,6 +2,7 @@ import yargs, { type Argv } from 'yargs';
 import { ConfigError, describe } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import { parseRunConfig, type RunArgs } from './config.js';
+import type { DemoArgs } from './demo.js';
 import { parseHostPort } from './parse.js';
 
 /** Exit codes: 0 done, 1 failed at run time, 2 bad usage (unknown or bad flag). */
@@ -152,7 +153,49 @@ export async function main(argv: string[]): Promise<number> {
         code = await cleanupCommand();
       },
     )
-    .demandCommand(1, 'Name a command: run, status or cleanup.')
+    .command(
+      'demo',
+      'Watch the problem and the fix on this machine: gRPC backends, the proxy and clients, through a scale-out and a rolling update (Linux, uses 127.0.100.0/24)',
+      (y) =>
+        y
+          .option('clients', {
+            type: 'string',
+            default: '50',
+            describe: 'grpc-js clients, each with one long-lived channel',
+          })
+          .option('rate', { type: 'string', default: '10', describe: 'RPCs per second per client' })
+          .option('duration', {
+            type: 'string',
+            default: '50s',
+            describe: 'Length of the whole run (phases scale with it)',
+          })
+          .option('backends', { type: 'string', default: '2', describe: 'Backends at the start' })
+          .option('scale-to', {
+            type: 'string',
+            default: '4',
+            describe: 'Backends after the scale-out',
+          })
+          .option('drain', {
+            type: 'boolean',
+            default: true,
+            describe:
+              'Drain with GOAWAY; --no-drain runs the same script as a plain L4 balancer would (the problem)',
+          })
+          .option('json', {
+            type: 'boolean',
+            default: false,
+            describe: 'Print the report as one JSON object on the last line',
+          })
+          .option('record', {
+            type: 'string',
+            describe: 'Write the full report with connection samples to this JSON file',
+          }),
+      async (args) => {
+        const { demoCommand } = await import('./demo.js');
+        code = await demoCommand(args as unknown as DemoArgs);
+      },
+    )
+    .demandCommand(1, 'Name a command: run, status, cleanup or demo.')
     .strict()
     .help()
     .alias('h', 'help')

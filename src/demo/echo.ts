@@ -1,0 +1,147 @@
+import * as grpc from '@grpc/grpc-js';
+
+/**
+ * A tiny gRPC echo service, without .proto files (payloads are raw bytes), used by the demo and
+ * by the tests as real gRPC peers.
+ * - Unary `/klp.Echo/Who`: request is JSON `{ "delayMs": n }`; replies with the backend name
+ *   after the delay.
+ * - Server streaming `/klp.Echo/Ticks`: request `{ "count": n, "intervalMs": m }`; sends the
+ *   backend name n times, m ms apart.
+ */
+const raw = {
+  requestSerialize: (b: Buffer) => b,
+  requestDeserialize: (b: Buffer) => b,
+  responseSerialize: (b: Buffer) => b,
+  responseDeserialize: (b: Buffer) => b,
+};
+
+export const echoService = {
+  who: { path: '/klp.Echo/Who', requestStream: false, responseStream: false, ...raw },
+  ticks: { path: '/klp.Echo/Ticks', requestStream: false, responseStream: true, ...raw },
+} as const;
+
+export interface GrpcBackend {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  /** RPCs served. */
+  served: number;
+  /** Incoming HTTP/2 sessions (TCP connections) accepted. */
+  sessions: number;
+  readonly server: grpc.Server;
+  /** Stops at once, cutting open calls. */
+  close(): Promise<void>;
+  /** Stops accepting and waits for open calls (what a gRPC server does on SIGTERM). */
+  shutdownGracefully(): Promise<void>;
+}
+
+/** Starts a grpc-js server on host:port serving the echo service under `name`. */
+export async function startGrpcBackend(
+  host: string,
+  port: number,
+  name = `${host}:${port}`,
+  options: grpc.ServerOptions = {},
+): Promise<GrpcBackend> {
+  const server = new grpc.Server(options);
+  const backend: GrpcBackend = {
+    name,
+    address: host,
+    port,
+    served: 0,
+    sessions: 0,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.forceShutdown();
+        resolve();
+      }),
+    shutdownGracefully: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+  };
+  server.addService(echoService as unknown as grpc.ServiceDefinition, {
+    who: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      const { delayMs = 0 } = parse(call.request);
+      backend.served++;
+      const t = setTimeout(() => cb(null, Buffer.from(name)), delayMs);
+      call.on('cancelled', () => clearTimeout(t));
+    },
+    ticks: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      const { count = 1, intervalMs = 100 } = parse(call.request);
+      backend.served++;
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (call.cancelled) return clearInterval(timer);
+        call.write(Buffer.from(name));
+        if (++sent >= count) {
+          clearInterval(timer);
+          call.end();
+        }
+      }, intervalMs);
+      call.on('cancelled', () => clearInterval(timer));
+    },
+  });
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err) =>
+      err ? reject(err) : resolve(),
+    ),
+  );
+  const http2 = (
+    server as unknown as { http2Servers?: Map<{ on(e: string, f: () => void): void }, unknown> }
+  ).http2Servers;
+  for (const s of http2?.keys() ?? []) s.on('session', () => backend.sessions++);
+  return backend;
+}
+
+function parse(b: Buffer): { delayMs?: number; count?: number; intervalMs?: number } {
+  try {
+    return b.length === 0 ? {} : (JSON.parse(b.toString('utf8')) as Record<string, number>);
+  } catch {
+    return {};
+  }
+}
+
+const EchoClient = grpc.makeGenericClientConstructor(
+  echoService as unknown as grpc.ServiceDefinition,
+  'Echo',
+);
+
+/** A grpc-js client with one channel to `target` (host:port). */
+export class EchoClientHandle {
+  readonly client: grpc.Client;
+  constructor(target: string, options: grpc.ChannelOptions = {}) {
+    // A channel of its own: grpc-js otherwise shares one connection between equal channels.
+    this.client = new EchoClient(target, grpc.credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+      ...options,
+    });
+  }
+
+  /** One unary RPC; resolves with the backend name. */
+  who(delayMs = 0, deadlineMs = 10_000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      (this.client as unknown as Record<string, (...args: unknown[]) => unknown>).who!(
+        Buffer.from(JSON.stringify({ delayMs })),
+        { deadline: Date.now() + deadlineMs },
+        (err: grpc.ServiceError | null, res: Buffer) =>
+          err ? reject(err) : resolve(res.toString('utf8')),
+      );
+    });
+  }
+
+  /** A server-streaming RPC; resolves with the messages, rejects with the error. */
+  ticks(count: number, intervalMs: number): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const got: string[] = [];
+      const call = (this.client as unknown as Record<string, (...args: unknown[]) => unknown>)
+        .ticks!(
+        Buffer.from(JSON.stringify({ count, intervalMs })),
+      ) as grpc.ClientReadableStream<Buffer>;
+      call.on('data', (b: Buffer) => got.push(b.toString('utf8')));
+      call.on('error', (err) => reject(Object.assign(err, { received: got })));
+      call.on('end', () => resolve(got));
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
