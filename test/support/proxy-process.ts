@@ -17,10 +17,14 @@ export interface ProxyProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startProxyProcess(args: string[], timeoutMs = 15_000): Promise<ProxyProcess> {
+export async function startProxyProcess(
+  args: string[],
+  timeoutMs = 15_000,
+  metricsAddress = '127.0.0.1:0',
+): Promise<ProxyProcess> {
   const child = spawn(
     process.execPath,
-    ['bin/kube-lc-proxy.js', 'run', '--metrics-address', '127.0.0.1:0', ...args],
+    ['bin/kube-lc-proxy.js', 'run', '--metrics-address', metricsAddress, ...args],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
