@@ -46,7 +46,7 @@ export default tseslint.config(
             {
               name: 'node:net',
               allowImportNames: ['isIP', 'isIPv4', 'isIPv6'],
-              message: 'pure module: only the address helpers of node:net (DESIGN.md "Modules")',
+              message: 'pure module: only the address helpers of node:net (docs/design.md, "Modules")',
             },
           ],
           patterns: [
@@ -62,7 +62,7 @@ export default tseslint.config(
                 'prom-client',
                 'pino',
               ],
-              message: 'pure module: no I/O or client libraries here (DESIGN.md "Modules")',
+              message: 'pure module: no I/O or client libraries here (docs/design.md, "Modules")',
             },
           ],
         },

@@ -2,7 +2,7 @@
  * Frame tracking for one proxied connection that may be HTTP/2 over cleartext (h2c): detects
  * the protocol, follows both directions frame header by frame header, says where a GOAWAY may
  * be written into the server-to-client stream, and removes the client's answer to our own PING.
- * See DESIGN.md "HTTP/2 drain protocol".
+ * See docs/design.md, "HTTP/2 drain protocol".
  */
 import { Buffer } from 'node:buffer';
 import { CLIENT_PREFACE, Flag, FrameType, PING_PAYLOAD_LENGTH } from './frame.js';

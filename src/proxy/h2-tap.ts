@@ -26,7 +26,7 @@ export interface TapOptions {
 }
 
 /**
- * The HTTP/2 side of one connection (DESIGN.md "HTTP/2 drain protocol"): feeds both directions
+ * The HTTP/2 side of one connection (docs/design.md, "HTTP/2 drain protocol"): feeds both directions
  * to an H2Session, forwards what it says to forward, and carries out the drain sequence:
  *
  * 1. `startDrain`: wait for an injection point in the server→client stream (right after the
