@@ -46,7 +46,8 @@ export default tseslint.config(
             {
               name: 'node:net',
               allowImportNames: ['isIP', 'isIPv4', 'isIPv6'],
-              message: 'pure module: only the address helpers of node:net (docs/design.md, "Modules")',
+              message:
+                'pure module: only the address helpers of node:net (docs/design.md, "Modules")',
             },
           ],
           patterns: [

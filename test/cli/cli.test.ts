@@ -118,7 +118,7 @@ describe('examples/echo.yaml through the real CLI', () => {
   let backends: TcpBackend[] = [];
   let proxy: ProxyProcess;
   let file: ManifestsFile;
-  let clients: GreetedClient[] = [];
+  const clients: GreetedClient[] = [];
 
   beforeAll(async () => {
     backends = await Promise.all(

@@ -1,48 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  EchoClientHandle,
-  startGrpcBackend,
-  steadyLoad,
-  type GrpcBackend,
-} from '../support/grpc.js';
-import { manifestsFile, type ManifestsFile } from '../support/manifests.js';
-import { endpointSlice, service } from '../support/objects.js';
-import { startProxyProcess, type ProxyProcess } from '../support/proxy-process.js';
+import { describe, expect, it } from 'vitest';
+import { EchoClientHandle, steadyLoad } from '../support/grpc.js';
+import { useGrpcFixture } from '../support/grpc-fixture.js';
 
 // Addresses of this file: 127.0.8.0/24.
-const VIP = '127.0.8.50';
 const IPS = ['127.0.8.11', '127.0.8.12', '127.0.8.13'];
-
-let backends: GrpcBackend[] = [];
-let file: ManifestsFile;
-let proxy: ProxyProcess;
-
-beforeAll(async () => {
-  backends = await Promise.all(IPS.map((ip) => startGrpcBackend(ip, 9000)));
-  file = await manifestsFile([
-    service('echo', { clusterIP: VIP, ports: [{ name: 'grpc', port: 8080 }] }),
-    endpointSlice('echo-1', IPS),
-  ]);
-  // The default budget (10% of 20 connections = 2 at once) still drains each one every ~2 s.
-  proxy = await startProxyProcess([
-    '--source',
-    `file:${file.path}`,
-    '--intercept',
-    'none',
-    '--max-connection-age',
-    '2s',
-  ]);
-});
-
-afterAll(async () => {
-  await proxy?.stop();
-  await Promise.all(backends.map((b) => b.close()));
-  await file?.remove();
+// The default budget (10% of 20 connections = 2 at once) still drains each one every ~2 s.
+const env = useGrpcFixture({
+  vip: '127.0.8.50',
+  ips: IPS,
+  proxyArgs: ['--max-connection-age', '2s'],
 });
 
 describe('many grpc-js clients under max age', () => {
   it('20 channels, steady RPCs for 30 s, max age 2 s: every connection drained several times, 0 failed RPCs, every client reaches every backend', async () => {
-    const clients = Array.from({ length: 20 }, () => new EchoClientHandle(`${VIP}:8080`));
+    const { proxy, target } = env();
+    const clients = Array.from({ length: 20 }, () => new EchoClientHandle(target));
     try {
       const results = await Promise.all(clients.map((c) => steadyLoad(c, 10, 30_000)));
       expect(results.flatMap((r) => [...r.errors.keys()])).toEqual([]);

@@ -1,47 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  startGrpcBackend,
-  EchoClientHandle,
-  steadyLoad,
-  type GrpcBackend,
-} from '../support/grpc.js';
-import { manifestsFile, type ManifestsFile } from '../support/manifests.js';
-import { endpointSlice, service } from '../support/objects.js';
-import { startProxyProcess, type ProxyProcess } from '../support/proxy-process.js';
+import { describe, expect, it } from 'vitest';
+import { EchoClientHandle, steadyLoad } from '../support/grpc.js';
+import { useGrpcFixture } from '../support/grpc-fixture.js';
 
 // Addresses of this file: 127.0.3.0/24.
-const VIP = '127.0.3.50';
 const IPS = ['127.0.3.11', '127.0.3.12', '127.0.3.13'];
-
-let backends: GrpcBackend[] = [];
-let file: ManifestsFile;
-let proxy: ProxyProcess;
-
-beforeAll(async () => {
-  backends = await Promise.all(IPS.map((ip) => startGrpcBackend(ip, 9000)));
-  file = await manifestsFile([
-    service('echo', { clusterIP: VIP, ports: [{ name: 'grpc', port: 8080 }] }),
-    endpointSlice('echo-1', IPS),
-  ]);
-  proxy = await startProxyProcess([
-    '--source',
-    `file:${file.path}`,
-    '--intercept',
-    'none',
-    '--max-connection-age',
-    '5s',
-  ]);
-});
-
-afterAll(async () => {
-  await proxy?.stop();
-  await Promise.all(backends.map((b) => b.close()));
-  await file?.remove();
+const env = useGrpcFixture({
+  vip: '127.0.3.50',
+  ips: IPS,
+  proxyArgs: ['--max-connection-age', '5s'],
 });
 
 describe('max connection age with a real grpc-js client', () => {
   it('one channel, 50 RPC/s for 60 s, max age 5 s: no failed RPC, drains counted, RPCs spread evenly', async () => {
-    const client = new EchoClientHandle(`${VIP}:8080`);
+    const { proxy, target } = env();
+    const client = new EchoClientHandle(target);
     try {
       const r = await steadyLoad(client, 50, 60_000);
       expect(Object.fromEntries(r.errors)).toEqual({});

@@ -1,59 +1,34 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  EchoClientHandle,
-  startGrpcBackend,
-  steadyLoad,
-  type GrpcBackend,
-} from '../support/grpc.js';
-import { manifestsFile, type ManifestsFile } from '../support/manifests.js';
-import { endpointSlice, service } from '../support/objects.js';
-import { startProxyProcess, type ProxyProcess } from '../support/proxy-process.js';
+import { describe, expect, it } from 'vitest';
 import type { DebugState } from '../../src/metrics/state.js';
+import { EchoClientHandle, steadyLoad } from '../support/grpc.js';
+import { useGrpcFixture } from '../support/grpc-fixture.js';
 
 // Addresses of this file: 127.0.10.0/24.
-const VIP = '127.0.10.50';
 const IPS = ['127.0.10.11', '127.0.10.12', '127.0.10.13', '127.0.10.14'];
-const svc = service('echo', { clusterIP: VIP, ports: [{ name: 'grpc', port: 8080 }] });
-
-let backends: GrpcBackend[] = [];
-let file: ManifestsFile;
-let proxy: ProxyProcess;
-
-beforeAll(async () => {
-  backends = await Promise.all(IPS.map((ip) => startGrpcBackend(ip, 9000)));
-  file = await manifestsFile([svc, endpointSlice('echo-1', IPS.slice(0, 2))]);
-  // Max age off: any movement comes from the rebalance alone.
-  proxy = await startProxyProcess([
-    '--source',
-    `file:${file.path}`,
-    '--intercept',
-    'none',
-    '--max-connection-age',
-    '0',
-  ]);
-});
-
-afterAll(async () => {
-  await proxy?.stop();
-  await Promise.all(backends.map((b) => b.close()));
-  await file?.remove();
+// Max age off: any movement comes from the rebalance alone.
+const env = useGrpcFixture({
+  vip: '127.0.10.50',
+  ips: IPS,
+  initialEndpoints: 2,
+  proxyArgs: ['--max-connection-age', '0'],
 });
 
 async function activeByEndpoint(): Promise<number[]> {
-  const state = (await (await fetch(`${proxy.metricsUrl}/debug/state`)).json()) as DebugState;
+  const state = (await (await fetch(`${env().proxy.metricsUrl}/debug/state`)).json()) as DebugState;
   const eps = state.servicePorts[0]?.endpoints ?? [];
   return IPS.map((ip) => eps.find((e) => e.endpoint === `${ip}:9000`)?.active ?? 0);
 }
 
 describe('rebalance after scale-out', () => {
   it('100 channels on 2 backends, 2 more become ready: max/mean <= 1.10 within 10 s, 0 failed RPCs, at most 75 drains', async () => {
-    const clients = Array.from({ length: 100 }, () => new EchoClientHandle(`${VIP}:8080`));
+    const { proxy, target } = env();
+    const clients = Array.from({ length: 100 }, () => new EchoClientHandle(target));
     try {
       const load = Promise.all(clients.map((c) => steadyLoad(c, 4, 20_000)));
       await new Promise((r) => setTimeout(r, 3000));
       expect((await activeByEndpoint()).slice(0, 2)).toEqual([50, 50]);
       const t0 = Date.now();
-      await file.write([svc, endpointSlice('echo-1', IPS)]);
+      await env().setEndpoints(4);
       let skew = Infinity;
       let counts: number[] = [];
       while (Date.now() - t0 < 10_000) {
