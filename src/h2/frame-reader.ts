@@ -59,7 +59,8 @@ export class FrameReader {
   /** Stream the `endAction` applies to. */
   endStreamId = 0;
 
-  readonly #scratch = Buffer.alloc(FRAME_HEADER_LENGTH);
+  /** For a header split across chunks; allocated on first use. */
+  #scratch: Buffer | undefined;
 
   /** True between frames: no header octet and no payload octet of a frame pending. */
   get atBoundary(): boolean {
@@ -77,11 +78,12 @@ export class FrameReader {
     }
     // The header spans chunks: gather it in the scratch buffer (at most 9 octets ever copied).
     const take = Math.min(FRAME_HEADER_LENGTH - this.headerFill, end - pos);
-    chunk.copy(this.#scratch, this.headerFill, pos, pos + take);
+    const scratch = (this.#scratch ??= Buffer.alloc(FRAME_HEADER_LENGTH));
+    chunk.copy(scratch, this.headerFill, pos, pos + take);
     this.headerFill += take;
     if (this.headerFill === FRAME_HEADER_LENGTH) {
       this.headerFill = 0;
-      this.#decode(this.#scratch, 0);
+      this.#decode(scratch, 0);
     }
     return pos + take;
   }

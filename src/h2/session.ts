@@ -67,7 +67,8 @@ export class H2Session {
 
   // Client-direction hold-back, used only after injected(): the current client frame might be
   // the ACK of our PING until its header (and, for a PING ACK, its payload) has been seen.
-  readonly #held = Buffer.alloc(MAX_HELD);
+  /** Allocated on first use: most connections never hold anything. */
+  #held: Buffer | undefined;
   #heldLength = 0;
   #undecided = false;
   #pingMismatch = false;
@@ -207,7 +208,7 @@ export class H2Session {
       // The chunk ended before we could decide: hold this frame's octets (at most 17 in all).
       out ??= [];
       if (frameStart > emitted) out.push(chunk.subarray(emitted, frameStart));
-      chunk.copy(this.#held, this.#heldLength, frameStart, end);
+      chunk.copy((this.#held ??= Buffer.alloc(MAX_HELD)), this.#heldLength, frameStart, end);
       this.#heldLength += end - frameStart;
       emitted = end;
     }
@@ -299,7 +300,7 @@ export class H2Session {
    */
   releaseHeld(): Buffer | undefined {
     if (this.#heldLength === 0) return undefined;
-    const held = Buffer.from(this.#held.subarray(0, this.#heldLength));
+    const held = Buffer.from((this.#held as Buffer).subarray(0, this.#heldLength));
     this.#heldLength = 0;
     this.#undecided = false;
     return held;
@@ -371,7 +372,7 @@ export class H2Session {
     this.#undecided = false;
     if (this.#heldLength === 0) return out;
     const list = out ?? [];
-    list.push(Buffer.from(this.#held.subarray(0, this.#heldLength)));
+    list.push(Buffer.from((this.#held as Buffer).subarray(0, this.#heldLength)));
     this.#heldLength = 0;
     return list;
   }

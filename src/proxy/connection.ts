@@ -186,12 +186,14 @@ export class Connection implements TapOwner {
     const tap = this.#tap;
     this.protocol = protocol;
     let desync: string | undefined;
-    if (protocol === 'opaque' && tap !== undefined) {
-      if (tap.session.wasH2c) desync = tap.session.opaqueReason ?? 'unknown';
-      // Counters freeze once opaque: give the endpoint its streams back now.
-      this.streamsChanged(-tap.reportedStreams);
-      tap.dispose();
-      this.#tap = undefined;
+    if (protocol === 'opaque') {
+      if (tap !== undefined) {
+        if (tap.session.wasH2c) desync = tap.session.opaqueReason ?? 'unknown';
+        // Counters freeze once opaque: give the endpoint its streams back now.
+        this.streamsChanged(-tap.reportedStreams);
+        tap.dispose();
+        this.#tap = undefined;
+      }
       if (!this.#closing) this.#plainHandlers();
     }
     this.#host.protocolKnown(this, protocol, desync);
@@ -292,13 +294,9 @@ export class Connection implements TapOwner {
     client.on('close', this.#onClose);
     const h2 = this.#host.h2;
     if (h2 !== undefined) {
-      this.#tap = new H2Tap(this, {
-        pingPayload: h2.pingPayload,
-        pingAckWaitMaxMs: h2.pingAckWaitMaxMs,
-        now: this.#host.now,
-      });
-      client.on('data', this.#tap.onClientData);
-      upstream.on('data', this.#tap.onServerData);
+      // Sniff first: most non-HTTP/2 traffic shows itself by its first client byte.
+      client.on('data', this.#sniffClient);
+      upstream.on('data', this.#sniffServer);
     } else {
       this.protocol = 'opaque';
       this.#plainHandlers();
@@ -311,6 +309,41 @@ export class Connection implements TapOwner {
       return;
     }
     client.resume();
+  }
+
+  /**
+   * The first client bytes. The HTTP/2 client preface starts with `P` (RFC 9113 §3.4): anything
+   * else (TLS, HTTP/1, other protocols) goes to the plain copy at once, without a tap.
+   */
+  #sniffClient = (chunk: Buffer): void => {
+    if (chunk[0] === 0x50) {
+      this.#startTap().onClientData(chunk);
+      return;
+    }
+    this.protocolKnown('opaque');
+    this.#onClientData(chunk);
+  };
+
+  /** Server bytes before any client byte (an HTTP/2 server may send SETTINGS first). */
+  #sniffServer = (chunk: Buffer): void => {
+    this.#startTap().onServerData(chunk);
+  };
+
+  #startTap(): H2Tap {
+    const h2 = this.#host.h2 as H2Settings;
+    const tap = new H2Tap(this, {
+      pingPayload: h2.pingPayload,
+      pingAckWaitMaxMs: h2.pingAckWaitMaxMs,
+      now: this.#host.now,
+    });
+    this.#tap = tap;
+    this.client.removeListener('data', this.#sniffClient);
+    this.upstream.removeListener('data', this.#sniffServer);
+    this.client.on('data', tap.onClientData);
+    this.upstream.on('data', tap.onServerData);
+    // A drain asked for before the first byte starts now that there is a tap to carry it.
+    if (this.#drain !== undefined) tap.startDrain(this.#drain.reason);
+    return tap;
   }
 
   #plainHandlers(): void {

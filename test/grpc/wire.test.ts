@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Flag, FrameType } from '../../src/h2/frame.js';
+import { CLIENT_PREFACE, Flag, FrameType } from '../../src/h2/frame.js';
 import type { Connection } from '../../src/proxy/connection.js';
 import { selfSignedCertificate } from '../support/apiserver/tls.js';
 import { startTcpBackend, waitFor } from '../support/backends.js';
@@ -12,11 +12,13 @@ import { endpointSlice, service } from '../support/objects.js';
 import {
   continuation,
   data,
+  FrameRecorder,
   goaway,
   headers,
   ping,
   rawClient,
   rawServer,
+  settings,
   type RawServer,
 } from '../support/raw-h2.js';
 
@@ -153,6 +155,26 @@ describe('GOAWAY injection on the wire', () => {
         .map((f) => f.payload.readUInt32BE(0)),
     ).toEqual([1]);
     await waitFor('forced drain counted', () => counters(d)?.drainsEnded.get('forced') === 1);
+  });
+
+  it('a drain asked for before the first byte starts once the connection turns out to be h2c', async () => {
+    // A server that stays silent until the client speaks: no byte at all before the drain.
+    const srv = await rawServer(BACKEND, 9000, undefined, false);
+    cleanups.push(() => srv.close());
+    const d = await daemon();
+    const s = tcpConnect({ host: VIP, port: 8080 });
+    cleanups.push(() => s.destroy());
+    await once(s, 'connect');
+    await waitFor(
+      'connection',
+      () => (d.daemon.proxier.get('default/echo:grpc')?.connections.size ?? 0) === 1,
+    );
+    const received = new FrameRecorder(false);
+    s.on('data', (b: Buffer) => received.push(b));
+    onlyConnection(d).drain('endpoint_removed', 5000);
+    s.write(Buffer.concat([CLIENT_PREFACE, settings()]));
+    await waitFor('GOAWAY', () => received.frames.some((f) => f.type === FrameType.GOAWAY));
+    expect(counters(d)?.protocols.get('h2c')).toBe(1);
   });
 
   it('passes HTTP/1.1 through byte for byte and never drains it for age', async () => {

@@ -51,7 +51,10 @@ describe('several proxies, each with its own counts', () => {
       for (const pick of picks) firsts.set(pick, (firsts.get(pick) ?? 0) + 1);
     }
     // Every endpoint is a first pick about a quarter of the time (800 picks in all).
-    expect([...firsts.values()].every((n) => n > 120 && n < 280), JSON.stringify([...firsts])).toBe(true);
+    expect(
+      [...firsts.values()].every((n) => n > 120 && n < 280),
+      JSON.stringify([...firsts]),
+    ).toBe(true);
     // A random starting point gives about 1/64 (1.6%); starting at the list's head gives 100%.
     expect(same / trials).toBeLessThan(0.05);
   }, 120_000);

@@ -112,14 +112,18 @@ export async function rawServer(
   host: string,
   port: number,
   onFrame?: (f: Frame, socket: Socket) => void,
+  /** Send SETTINGS on accept (default), or only once the client has sent something. */
+  settingsOnAccept = true,
 ): Promise<RawServer> {
   const conns: RawServer['conns'] = [];
   const server = createServer((socket) => {
     const received = new FrameRecorder(true);
     conns.push({ socket, received });
     socket.on('error', () => {});
-    socket.write(settings());
+    if (settingsOnAccept) socket.write(settings());
     socket.on('data', (d: Buffer) => {
+      if (!settingsOnAccept && received.frames.length === 0 && !socket.writableEnded)
+        socket.write(settings());
       const before = received.frames.length;
       received.push(d);
       for (const f of received.frames.slice(before)) onFrame?.(f, socket);
