@@ -120,10 +120,13 @@ export async function rawServer(
     const received = new FrameRecorder(true);
     conns.push({ socket, received });
     socket.on('error', () => {});
+    let settingsSent = settingsOnAccept;
     if (settingsOnAccept) socket.write(settings());
     socket.on('data', (d: Buffer) => {
-      if (!settingsOnAccept && received.frames.length === 0 && !socket.writableEnded)
+      if (!settingsSent) {
+        settingsSent = true;
         socket.write(settings());
+      }
       const before = received.frames.length;
       received.push(d);
       for (const f of received.frames.slice(before)) onFrame?.(f, socket);
