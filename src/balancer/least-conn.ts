@@ -143,6 +143,14 @@ export class LeastConnBalancer {
     return chosen;
   }
 
+  /**
+   * Brings slow-start weights up to date with the clock. Picks do this themselves; readers of
+   * `weight` between picks (the rebalance, /debug/state) call it first.
+   */
+  refreshWeights(): void {
+    this.#refreshRamps();
+  }
+
   /** The picked endpoint accepted the connection. */
   connected(ep: EndpointStats): void {
     ep.total++;

@@ -5,7 +5,11 @@ import { parseRunConfig, type RunArgs } from './config.js';
 import type { DemoArgs } from './demo.js';
 import { parseHostPort } from './parse.js';
 
-/** Exit codes: 0 done, 1 failed at run time, 2 bad usage (unknown or bad flag). */
+/**
+ * Exit codes: 0 done, 1 failed at run time (bad manifests file, address in use, proxy not
+ * reachable), 2 bad usage (unknown or bad flag), 70 an internal error (a bug: an uncaught
+ * exception, logged before the exit).
+ */
 export const EXIT_USAGE = 2;
 
 /** A usage error yargs found (unknown flag, missing command, bad choice). */
@@ -114,7 +118,7 @@ function runOptions(y: Argv): Argv<RunArgs> {
       type: 'string',
       default: '1.2',
       describe:
-        'Drain the excess from the busiest endpoints when max/mean active h2c connections of a Service port passes this (0 = off)',
+        "Drain the excess from the busiest endpoints when one holds more than this times its share of a Service port's h2c connections (max/mean when weights are equal) and at least 2 more; 0 = off",
     }) as unknown as Argv<RunArgs>;
 }
 

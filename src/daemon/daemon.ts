@@ -188,8 +188,9 @@ export class Daemon {
     );
   }
 
+  /** Ready once the first full table is applied, until shutdown starts. */
   get ready(): boolean {
-    return this.sink.ready;
+    return this.sink.ready && this.#stopping === undefined;
   }
 
   state(): DebugState {

@@ -173,6 +173,7 @@ export class DrainController {
   }
 
   #updateEndpoints(owner: ServicePortProxy, now = this.#now()): void {
+    owner.balancer.refreshWeights();
     const eps = [];
     for (const ep of owner.balancer.endpoints())
       if (ep.eligible) eps.push({ key: ep.key, weight: ep.weight });

@@ -402,5 +402,17 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
       for (const [resource, st] of informers()) yield [{ resource }, st.lastSyncTime];
     },
   );
+  counter(
+    registry,
+    'k8s_node_reads_total',
+    "Reads of this node's Node object (for its topology zone), by result (ok, error).",
+    ['result'],
+    function* () {
+      const n = view.k8s?.node;
+      if (n === undefined) return;
+      yield [{ result: 'ok' }, n.requests - n.errors];
+      yield [{ result: 'error' }, n.errors];
+    },
+  );
   return { registry, connectionAge, drainDuration, syncDuration };
 }

@@ -72,6 +72,7 @@ export function debugState(
 ): DebugState {
   const servicePorts: ServicePortState[] = [];
   for (const p of ports) {
+    p.balancer.refreshWeights();
     const live = liveBytes(p);
     const endpoints: EndpointState[] = [];
     for (const ep of p.balancer.endpoints()) {

@@ -155,8 +155,9 @@ export class ServicePortProxy implements ConnectionHost {
   }
 
   protocolKnown(conn: Connection, protocol: 'h2c' | 'opaque', desync: string | undefined): void {
-    bump(this.counters.protocols, protocol);
+    // A connection that loses sync after being h2c was counted as h2c: count the desync only.
     if (desync !== undefined) bump(this.counters.desyncs, desync);
+    else bump(this.counters.protocols, protocol);
     this.#opts.observer?.protocolKnown?.(conn, this);
   }
 

@@ -199,6 +199,17 @@ describe('LeastConnBalancer', () => {
     expect(fresh.weight).toBe(1);
   });
 
+  it('refreshes slow-start weights without a pick (regression: the rebalance read stale weights)', () => {
+    let now = 0;
+    const b = new LeastConnBalancer({ now: () => now, slowStartWindowMs: 10_000 });
+    b.update(eps(1));
+    b.update(eps(2));
+    const fresh = b.get(ep(2).key) as EndpointStats;
+    now = 60_000;
+    b.refreshWeights();
+    expect(fresh.weight).toBe(1);
+  });
+
   it('does not slow-start the endpoints of the first table', () => {
     const b = new LeastConnBalancer({ slowStartWindowMs: 10_000 });
     b.update(eps(3));

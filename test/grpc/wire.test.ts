@@ -12,6 +12,7 @@ import { endpointSlice, service } from '../support/objects.js';
 import {
   continuation,
   data,
+  frame,
   FrameRecorder,
   goaway,
   headers,
@@ -175,6 +176,20 @@ describe('GOAWAY injection on the wire', () => {
     s.write(Buffer.concat([CLIENT_PREFACE, settings()]));
     await waitFor('GOAWAY', () => received.frames.some((f) => f.type === FrameType.GOAWAY));
     expect(counters(d)?.protocols.get('h2c')).toBe(1);
+  });
+
+  it('counts an h2c connection that loses sync once, as h2c plus a desync', async () => {
+    await server((f, s) => {
+      // A PING on a stream: no valid HTTP/2 peer sends that (RFC 9113 §6.7).
+      if (f.type === FrameType.HEADERS) s.write(frame(FrameType.PING, 0, 1, Buffer.alloc(8)));
+    });
+    const d = await daemon();
+    const c = await rawClient(VIP, 8080);
+    cleanups.push(() => c.socket.destroy());
+    c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
+    await waitFor('desync', () => (counters(d)?.desyncs.size ?? 0) === 1);
+    expect([...(counters(d)?.protocols ?? [])]).toEqual([['h2c', 1]]);
+    expect([...(counters(d)?.desyncs.keys() ?? [])]).toEqual(['stream-id']);
   });
 
   it('passes HTTP/1.1 through byte for byte and never drains it for age', async () => {

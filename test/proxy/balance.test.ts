@@ -116,6 +116,16 @@ describe('least-connection balancing from a manifests file', () => {
     );
   });
 
+  it('reports not ready (what /readyz answers) once shutdown starts', async () => {
+    backends = await Promise.all(ips(1).map((ip) => startTcpBackend(ip, 9000)));
+    d = await startTestDaemon([svc, endpointSlice('echo-1', ips(1))], { shutdownGraceMs: 2000 });
+    const [c] = await open(1);
+    const stopping = d.daemon.shutdown();
+    expect(d.daemon.ready).toBe(false);
+    c?.socket.destroy();
+    await stopping;
+  });
+
   it('removes a deleted Service listener but keeps its open connections', async () => {
     backends = await Promise.all(ips(1).map((ip) => startTcpBackend(ip, 9000)));
     d = await startTestDaemon([svc, endpointSlice('echo-1', ips(1))]);
