@@ -325,13 +325,18 @@ start_haproxy() {
   wait_tcp "$BENCH_NET.60" 8080 10 || die "HAProxy did not start (see $OUT/logs/haproxy.log)"
 }
 
+# The glibc malloc settings the image sets (Dockerfile ENV): the proxy runs as deployed. Without
+# them every 64 KiB read buffer Node allocates lands on fresh heap pages that glibc has just
+# trimmed, and bulk throughput drops by about a third (docs/operations.md, "Memory allocator").
+KLP_ENV=(MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=67108864 MALLOC_TOP_PAD_=16777216)
+
 # start_klp NAME MANIFEST METRICS_PORT WAIT_IP [FLAG...]: one kube-lc-proxy; pid in LAST_PID.
 # Extra node options (e.g. --cpu-prof) come from KLP_NODE_OPTS.
 start_klp() {
   local name=$1 manifest=$2 mport=$3 wait_ip=$4 p
   shift 4
   p=$(pin "$BENCH_PROXY_CPU")
-  local cmd=($p "$NODE" ${KLP_NODE_OPTS:-} "$KLP_BIN" run --source "file:$manifest" --intercept none
+  local cmd=(env "${KLP_ENV[@]}" $p "$NODE" ${KLP_NODE_OPTS:-} "$KLP_BIN" run --source "file:$manifest" --intercept none
     --metrics-address "$BENCH_NET.1:$mport" --log-level warn --shutdown-grace 2s "$@")
   record_cmd "proxy-$name" "${cmd[@]//"$SNAPSHOT"/\$SNAPSHOT}"
   start_bg "$name" "$OUT/logs/$name.log" "${cmd[@]}"

@@ -132,7 +132,7 @@ export class Daemon {
       onEndpointChanges: (owner, changes) => drains.endpointChanges(owner, changes),
       observer: {
         established: (conn, owner) => drains.established(conn, owner),
-        protocolKnown: (conn) => drains.protocolKnown(conn),
+        protocolKnown: (conn, owner) => drains.protocolKnown(conn, owner),
         drainEnded: (_conn, _owner, end) =>
           child(this.metrics.drainDuration, 'outcome', end.outcome).observe(end.seconds),
         closed: (conn: Connection, owner: ServicePortProxy) => {

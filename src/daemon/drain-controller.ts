@@ -33,15 +33,17 @@ function leavingReason(change: EndpointChange): DrainReason | undefined {
 }
 
 /**
- * The shell around DrainPlanner: tells it about every connection and endpoint change, runs its
- * tick on a timer, and carries out its decisions on the connections. Drains for leaving
- * endpoints start at once; max-age and rebalance drains follow the budget.
+ * The shell around DrainPlanner: drains the connections of leaving endpoints straight from
+ * their Service port's connection set, hands h2c connections to the planner (max age,
+ * rebalance, budget), runs its tick on a timer and carries out its decisions. Holds nothing per
+ * opaque connection.
  */
 export class DrainController {
   readonly #config: DrainConfig;
   readonly #planner: DrainPlanner;
   readonly #now: () => number;
   readonly #log: Logger;
+  /** h2c connections the planner tracks, to carry out its decisions. */
   readonly #conns = new Map<number, { conn: Connection; owner: ServicePortProxy }>();
   readonly #owners = new Set<ServicePortProxy>();
   readonly #byKey = new Map<string, ServicePortProxy>();
@@ -78,23 +80,30 @@ export class DrainController {
     return this.#planner.isRebalancing(servicePort);
   }
 
-  // ---- ConnectionObserver ----
-
-  established(conn: Connection, owner: ServicePortProxy): void {
-    const now = this.#now();
-    this.#conns.set(conn.id, { conn, owner });
-    this.#track(owner);
-    this.#planner.add(conn.id, owner.servicePort, conn.endpoint?.key ?? '', conn.openedAt, now);
-    if (conn.protocol !== 'pending') this.#planner.setProtocol(conn.id, conn.protocol, now);
+  /** h2c connections the planner tracks (for tests and state). */
+  get tracked(): number {
+    return this.#planner.size;
   }
 
-  protocolKnown(conn: Connection): void {
-    this.#planner.setProtocol(conn.id, conn.protocol, this.#now());
+  // ---- ConnectionObserver ----
+
+  established(_conn: Connection, owner: ServicePortProxy): void {
+    this.#track(owner);
+  }
+
+  protocolKnown(conn: Connection, owner: ServicePortProxy): void {
+    if (conn.protocol !== 'h2c' || conn.endpoint === undefined) {
+      // Opaque (or an h2c connection that lost sync): neither aged nor rebalanced.
+      this.#forget(conn);
+      return;
+    }
+    this.#conns.set(conn.id, { conn, owner });
+    this.#planner.add(conn.id, owner.servicePort, conn.endpoint.key, conn.openedAt, this.#now());
+    if (conn.draining) this.#planner.markDraining(conn.id);
   }
 
   closed(conn: Connection, owner: ServicePortProxy): void {
-    this.#conns.delete(conn.id);
-    this.#planner.remove(conn.id);
+    this.#forget(conn);
     if (owner.connections.size === 0 && owner.balancer.eligibleCount === 0) {
       this.#owners.delete(owner);
       if (this.#byKey.get(owner.servicePort) === owner) this.#byKey.delete(owner.servicePort);
@@ -102,25 +111,31 @@ export class DrainController {
     }
   }
 
-  /** Endpoints of a Service port changed state: drain the connections of those that left. */
+  /**
+   * Endpoints of a Service port changed state: drain every connection of those that left, at
+   * once and whatever the budget (h2c ones get GOAWAY, the others close at the grace).
+   */
   endpointChanges(owner: ServicePortProxy, changes: readonly EndpointChange[]): void {
     this.#track(owner);
+    const leaving = new Map<string, DrainReason>();
     for (const change of changes) {
       const reason = leavingReason(change);
-      if (reason === undefined) continue;
-      const decisions = this.#planner.endpointLeaving(owner.servicePort, change.stats.key, reason);
-      if (decisions.length > 0) {
+      if (reason !== undefined) leaving.set(change.stats.key, reason);
+    }
+    if (leaving.size > 0) {
+      const counts = new Map<string, number>();
+      for (const conn of owner.connections) {
+        const key = conn.endpoint?.key;
+        const reason = key === undefined ? undefined : leaving.get(key);
+        if (reason === undefined || key === undefined) continue;
+        if (this.#drain(conn, owner, reason)) counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+      for (const [endpoint, connections] of counts) {
         this.#log.info(
-          {
-            servicePort: owner.servicePort,
-            endpoint: change.stats.key,
-            reason,
-            connections: decisions.length,
-          },
+          { servicePort: owner.servicePort, endpoint, reason: leaving.get(endpoint), connections },
           'draining the connections of a leaving endpoint',
         );
       }
-      this.#execute(decisions);
     }
     this.#updateEndpoints(owner);
   }
@@ -162,14 +177,27 @@ export class DrainController {
   /** Drains every open connection for shutdown, bypassing the budget. */
   shutdown(graceMs: number): number {
     let n = 0;
-    for (const { conn, owner } of this.#conns.values()) {
-      this.#planner.markDraining(conn.id);
-      if (conn.drain(DrainReason.SHUTDOWN, graceMs)) {
-        bump(owner.counters.drainsStarted, DrainReason.SHUTDOWN);
-        n++;
-      }
+    for (const owner of this.#owners) {
+      for (const conn of owner.connections)
+        if (this.#drain(conn, owner, DrainReason.SHUTDOWN, graceMs)) n++;
     }
     return n;
+  }
+
+  #drain(
+    conn: Connection,
+    owner: ServicePortProxy,
+    reason: DrainReason,
+    graceMs = this.#config.drainGraceMs,
+  ): boolean {
+    if (!conn.drain(reason, graceMs)) return false;
+    this.#planner.markDraining(conn.id);
+    bump(owner.counters.drainsStarted, reason);
+    return true;
+  }
+
+  #forget(conn: Connection): void {
+    if (this.#conns.delete(conn.id)) this.#planner.remove(conn.id);
   }
 
   #updateEndpoints(owner: ServicePortProxy, now = this.#now()): void {
@@ -183,9 +211,7 @@ export class DrainController {
   #execute(decisions: readonly DrainDecision[]): void {
     for (const d of decisions) {
       const entry = this.#conns.get(d.id);
-      if (entry === undefined) continue;
-      if (entry.conn.drain(d.reason, this.#config.drainGraceMs))
-        bump(entry.owner.counters.drainsStarted, d.reason);
+      if (entry !== undefined) this.#drain(entry.conn, entry.owner, d.reason);
     }
   }
 }

@@ -1,5 +1,5 @@
 import { DrainBudget, type BudgetOptions } from './budget.js';
-import { MinHeap } from './min-heap.js';
+import { IndexedMinHeap } from './min-heap.js';
 import { planRebalance, type RebalanceEndpoint } from './rebalance.js';
 
 /** Why a connection is drained; a metric label, so a closed set. */
@@ -13,20 +13,17 @@ export const DrainReason = {
 } as const;
 export type DrainReason = (typeof DrainReason)[keyof typeof DrainReason];
 
-/** What a connection speaks, as far as the proxy knows: `pending` until detection ends. */
-export type ConnProtocol = 'pending' | 'h2c' | 'opaque';
+/** One decision: drain connection `id` for `reason`. */
+export interface DrainDecision {
+  readonly id: number;
+  readonly reason: DrainReason;
+}
 
 /**
  * Says whether a client drained now from `endpoint` would reconnect to that same endpoint
  * (it is the least loaded even without this connection). Supplied by the caller at each tick.
  */
 export type WouldReturn = (servicePort: string, endpoint: string) => boolean;
-
-/** One decision: drain connection `id` for `reason`. */
-export interface DrainDecision {
-  readonly id: number;
-  readonly reason: DrainReason;
-}
 
 export interface PlannerOptions {
   /** Drain h2c connections this old; 0 = never. */
@@ -49,58 +46,60 @@ interface Tracked {
   readonly id: number;
   readonly port: PortState;
   readonly endpoint: string;
-  readonly openedAt: number;
-  protocol: ConnProtocol;
   draining: boolean;
-  closed: boolean;
   readonly ageDeadline: number;
+  heapIndex: number;
 }
 
 interface PortState {
   readonly name: string;
   readonly budget: DrainBudget;
-  /** Every open connection, by endpoint. */
-  readonly byEndpoint: Map<string, Set<Tracked>>;
-  /** Open h2c connections not draining, by endpoint, oldest first. */
-  readonly activeH2c: Map<string, Set<Tracked>>;
+  /** Tracked connections not draining, by endpoint, oldest first. */
+  readonly active: Map<string, Set<Tracked>>;
   /** Eligible endpoints and their weights, for rebalance targets. */
   endpoints: readonly RebalanceEndpoint[];
+  /** Tracked connections, draining ones included. */
   total: number;
-  /** Open h2c connections, draining ones included. */
-  h2c: number;
   draining: number;
   rebalancing: boolean;
 }
 
 /**
- * Decides which connections to drain and when, per Service port. Pure: no timers, no sockets;
- * the caller passes the time and carries out the decisions.
+ * Decides which HTTP/2 (h2c) connections to drain and when, per Service port. Pure: no timers,
+ * no sockets; the caller passes the time and carries out the decisions. Only h2c connections
+ * are tracked (`add` once a connection is known to be h2c, `remove` when it closes): they are
+ * the ones max age and rebalance drain, and the budget is a share of them. Drains of leaving
+ * endpoints are the caller's, reported here with `markDraining` so they count in the budget.
  *
- * - Max age: each connection gets a deadline `openedAt + maxAge × (1 ± jitter)`; once due, h2c
+ * - Max age: each connection gets a deadline `openedAt + maxAge × (1 ± jitter)`; once due,
  *   connections are drained, oldest first, within the budget. A drain that would only send the
  *   client straight back to the same endpoint (it is the least loaded: least connection would
  *   choose it again) waits for a moment when it would not, for at most `ageDeferral × maxAge`
  *   more; such a drain costs the client a reconnect and moves nothing.
- * - Leaving endpoints (removed, terminating, not ready): every connection on them at once,
- *   bypassing the budget (they still count as draining in it).
- * - Rebalance: see `planRebalance`; within the budget. Opaque connections never take part.
+ * - Rebalance: see `planRebalance`; within the budget.
  *
- * The caller reports every connection (`add`, `setProtocol`, `remove`) and drains it started
- * on its own (`markDraining`, e.g. at shutdown).
+ * Memory is O(tracked connections): a closed connection leaves every structure at once.
  */
 export class DrainPlanner {
   readonly #opts: PlannerOptions;
   readonly #ports = new Map<string, PortState>();
   readonly #conns = new Map<number, Tracked>();
-  readonly #ages = new MinHeap<Tracked>((a, b) => a.ageDeadline - b.ageDeadline || a.id - b.id);
+  readonly #ages = new IndexedMinHeap<Tracked>(
+    (a, b) => a.ageDeadline - b.ageDeadline || a.id - b.id,
+  );
 
   constructor(opts: PlannerOptions) {
     this.#opts = opts;
   }
 
-  /** Number of tracked (open) connections. */
+  /** Number of tracked (open h2c) connections. */
   get size(): number {
     return this.#conns.size;
+  }
+
+  /** Connections waiting for their max age, for tests. */
+  get scheduled(): number {
+    return this.#ages.size;
   }
 
   /** Rebalances in progress, for tests and /debug/state. */
@@ -108,7 +107,9 @@ export class DrainPlanner {
     return this.#ports.get(servicePort)?.rebalancing ?? false;
   }
 
+  /** Starts tracking h2c connection `id`, opened at `openedAt` on `endpoint` of `servicePort`. */
   add(id: number, servicePort: string, endpoint: string, openedAt: number, now: number): void {
+    if (this.#conns.has(id)) return;
     const port = this.#port(servicePort, now);
     const { maxAgeMs, ageJitter } = this.#opts;
     const jitter = 1 + ageJitter * (2 * this.#opts.random() - 1);
@@ -116,45 +117,29 @@ export class DrainPlanner {
       id,
       port,
       endpoint,
-      openedAt,
-      protocol: 'pending',
       draining: false,
-      closed: false,
       ageDeadline: maxAgeMs > 0 ? openedAt + maxAgeMs * jitter : Number.POSITIVE_INFINITY,
+      heapIndex: -1,
     };
     this.#conns.set(id, c);
-    setAdd(port.byEndpoint, endpoint, c);
+    setAdd(port.active, endpoint, c);
     port.total++;
     if (maxAgeMs > 0) this.#ages.push(c);
   }
 
-  /** The protocol of connection `id` became known. */
-  setProtocol(id: number, protocol: ConnProtocol, now: number): void {
-    const c = this.#conns.get(id);
-    if (c === undefined || c.protocol === protocol) return;
-    if (c.protocol === 'h2c') c.port.h2c--;
-    if (protocol === 'h2c') c.port.h2c++;
-    c.protocol = protocol;
-    if (protocol === 'h2c' && !c.draining) setAdd(c.port.activeH2c, c.endpoint, c);
-    // A connection whose age came due while its protocol was unknown was set aside: look again.
-    if (protocol === 'h2c' && c.ageDeadline <= now && !c.draining) this.#ages.push(c);
-  }
-
-  /** Connection `id` closed. */
+  /** Connection `id` closed (or stopped being h2c). Unknown ids are ignored. */
   remove(id: number): void {
     const c = this.#conns.get(id);
     if (c === undefined) return;
     this.#conns.delete(id);
-    c.closed = true;
+    this.#ages.remove(c);
     const port = c.port;
     port.total--;
-    if (c.protocol === 'h2c') port.h2c--;
     if (c.draining) port.draining--;
-    setDelete(port.byEndpoint, c.endpoint, c);
-    setDelete(port.activeH2c, c.endpoint, c);
+    setDelete(port.active, c.endpoint, c);
   }
 
-  /** Connection `id` started draining for a reason decided elsewhere (shutdown). */
+  /** Connection `id` started draining for a reason decided elsewhere (leaving endpoint, shutdown). */
   markDraining(id: number): void {
     const c = this.#conns.get(id);
     if (c !== undefined) this.#setDraining(c);
@@ -165,27 +150,10 @@ export class DrainPlanner {
     this.#port(servicePort, now).endpoints = endpoints;
   }
 
-  /** Forgets a Service port that has neither connections nor endpoints any more. */
+  /** Forgets a Service port that has no tracked connection any more. */
   forgetPort(servicePort: string): void {
     const p = this.#ports.get(servicePort);
     if (p !== undefined && p.total === 0) this.#ports.delete(servicePort);
-  }
-
-  /**
-   * Endpoint `endpoint` of `servicePort` stopped taking new connections: every connection on
-   * it that is not draining yet is to be drained now, whatever its protocol (the caller drains
-   * h2c ones with GOAWAY and closes the others after the grace).
-   */
-  endpointLeaving(servicePort: string, endpoint: string, reason: DrainReason): DrainDecision[] {
-    const conns = this.#ports.get(servicePort)?.byEndpoint.get(endpoint);
-    if (conns === undefined) return [];
-    const out: DrainDecision[] = [];
-    for (const c of [...conns]) {
-      if (c.draining) continue;
-      this.#setDraining(c);
-      out.push({ id: c.id, reason });
-    }
-    return out;
   }
 
   /** Drains due now: max age first, then rebalance, each within its Service port's budget. */
@@ -200,9 +168,7 @@ export class DrainPlanner {
       c = this.#ages.peek()
     ) {
       this.#ages.pop();
-      if (c.closed || c.draining || c.protocol === 'opaque') continue;
-      // Unknown protocol: setProtocol puts it back once it turns out to be h2c.
-      if (c.protocol === 'pending') continue;
+      if (c.draining) continue;
       if (now < c.ageDeadline + deferral && wouldReturn?.(c.port.name, c.endpoint) === true) {
         later.push(c);
         continue;
@@ -228,17 +194,14 @@ export class DrainPlanner {
   }
 
   #rebalance(port: PortState, now: number): DrainDecision[] {
-    const counts = port.endpoints.map((e) => ({
-      ...e,
-      active: port.activeH2c.get(e.key)?.size ?? 0,
-    }));
-    const plan = planRebalance(counts, port.h2c, this.#opts.rebalanceThreshold, port.rebalancing);
+    const counts = port.endpoints.map((e) => ({ ...e, active: port.active.get(e.key)?.size ?? 0 }));
+    const plan = planRebalance(counts, port.total, this.#opts.rebalanceThreshold, port.rebalancing);
     port.rebalancing = plan.rebalancing;
     if (plan.excess.size === 0) return [];
     let n = port.budget.available(now, port.draining, port.total);
     const out: DrainDecision[] = [];
     for (const [endpoint, excess] of plan.excess) {
-      const conns = port.activeH2c.get(endpoint);
+      const conns = port.active.get(endpoint);
       if (conns === undefined) continue;
       // Oldest first: they are closest to their max age anyway.
       let k = Math.min(excess, n);
@@ -258,7 +221,8 @@ export class DrainPlanner {
     if (c.draining) return;
     c.draining = true;
     c.port.draining++;
-    setDelete(c.port.activeH2c, c.endpoint, c);
+    this.#ages.remove(c);
+    setDelete(c.port.active, c.endpoint, c);
   }
 
   #port(name: string, now: number): PortState {
@@ -267,11 +231,9 @@ export class DrainPlanner {
       p = {
         name,
         budget: new DrainBudget(this.#opts.budget, now),
-        byEndpoint: new Map(),
-        activeH2c: new Map(),
+        active: new Map(),
         endpoints: [],
         total: 0,
-        h2c: 0,
         draining: 0,
         rebalancing: false,
       };

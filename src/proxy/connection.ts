@@ -72,7 +72,23 @@ interface DrainState {
 }
 
 let nextId = 1;
-function noop(): void {}
+
+/**
+ * How a connection's bytes are handled: SNIFF while HTTP/2 tracking is on and no byte has told
+ * the protocol yet; TAP through the H2Tap; PLAIN copy (opaque, or tracking off); CLOSING after
+ * our FIN on a drained connection (read and discard until the sockets close).
+ */
+const Mode = { SNIFF: 0, TAP: 1, PLAIN: 2, CLOSING: 3 } as const;
+type Mode = (typeof Mode)[keyof typeof Mode];
+
+/**
+ * Ends the writable side of `socket` after the peer already ended its side: once nothing is
+ * buffered, closing the descriptor sends the same FIN without a shutdown(2) call of its own.
+ */
+function finish(socket: Socket): void {
+  if (socket.readableEnded && socket.writableLength === 0) socket.destroy();
+  else socket.end();
+}
 
 /**
  * One proxied TCP connection: dials the best endpoint (the next best on refusal or timeout, a
@@ -105,7 +121,7 @@ export class Connection implements TapOwner {
   #tap: H2Tap | undefined;
   #drain: DrainState | undefined;
   #firstToEnd: 'client' | 'server' | undefined;
-  #closing = false;
+  #mode: Mode = Mode.SNIFF;
   #injectedGoaway = false;
   #lingerTimer: NodeJS.Timeout | undefined;
 
@@ -134,6 +150,21 @@ export class Connection implements TapOwner {
   /** The HTTP/2 session state, while tracked. */
   get h2(): H2Tap | undefined {
     return this.#tap;
+  }
+
+  /** TCP keepalive is on for both sockets (switched on for connections that last). */
+  keepAlive = false;
+
+  /**
+   * Switches TCP keepalive on for both sockets, so a peer that vanished is noticed. Done for
+   * connections that last (a sweep of the Proxier), not at accept: it costs four setsockopt(2)
+   * calls per socket, a large share of a short connection's cost.
+   */
+  enableKeepAlive(initialDelayMs: number): void {
+    if (this.keepAlive || this.upstream === undefined) return;
+    this.keepAlive = true;
+    this.client.setKeepAlive(true, initialDelayMs);
+    this.upstream.setKeepAlive(true, initialDelayMs);
   }
 
   /** Closes both sides at once (FIN, or RST if unread data is pending). Idempotent. */
@@ -194,7 +225,7 @@ export class Connection implements TapOwner {
         tap.dispose();
         this.#tap = undefined;
       }
-      if (!this.#closing) this.#plainHandlers();
+      if (this.#mode !== Mode.CLOSING) this.#mode = Mode.PLAIN;
     }
     this.#host.protocolKnown(this, protocol, desync);
   }
@@ -208,7 +239,7 @@ export class Connection implements TapOwner {
   }
 
   drainDone(): void {
-    if (this.#closing || this.#drain === undefined) return;
+    if (this.#mode === Mode.CLOSING || this.#drain === undefined) return;
     this.#drain.outcome ??=
       this.#firstToEnd === 'client' ? DrainOutcome.CLIENT_CLOSED : DrainOutcome.GRACEFUL;
     this.#closeGracefully();
@@ -219,12 +250,8 @@ export class Connection implements TapOwner {
    * a reset right away could throw away trailers the client has not read yet.
    */
   #closeGracefully(): void {
-    this.#closing = true;
+    this.#mode = Mode.CLOSING;
     const { client, upstream } = this;
-    client.removeAllListeners('data');
-    upstream.removeAllListeners('data');
-    client.on('data', noop);
-    upstream.on('data', noop);
     client.resume();
     upstream.resume();
     upstream.end();
@@ -286,20 +313,19 @@ export class Connection implements TapOwner {
     this.upstream = upstream;
     this.#host.balancer.connected(ep);
     upstream.on('error', this.#onError);
+    upstream.on('data', this.#onUpstreamData);
     upstream.on('drain', this.#onUpstreamDrain);
     upstream.on('end', this.#onUpstreamEnd);
     upstream.on('close', this.#onClose);
+    client.on('data', this.#onClientData);
     client.on('drain', this.#onClientDrain);
     client.on('end', this.#onClientEnd);
     client.on('close', this.#onClose);
-    const h2 = this.#host.h2;
-    if (h2 !== undefined) {
-      // Sniff first: most non-HTTP/2 traffic shows itself by its first client byte.
-      client.on('data', this.#sniffClient);
-      upstream.on('data', this.#sniffServer);
-    } else {
+    // Sniff first (when HTTP/2 tracking is on): most non-HTTP/2 traffic shows itself by its
+    // first client byte.
+    if (this.#host.h2 === undefined) {
       this.protocol = 'opaque';
-      this.#plainHandlers();
+      this.#mode = Mode.PLAIN;
     }
     this.#host.established(this);
     // The client may have been reset while the dial was finishing; its 'close' is still to
@@ -311,22 +337,31 @@ export class Connection implements TapOwner {
     client.resume();
   }
 
-  /**
-   * The first client bytes. The HTTP/2 client preface starts with `P` (RFC 9113 §3.4): anything
-   * else (TLS, HTTP/1, other protocols) goes to the plain copy at once, without a tap.
-   */
-  #sniffClient = (chunk: Buffer): void => {
-    if (chunk[0] === 0x50) {
-      this.#startTap().onClientData(chunk);
+  // ---- byte copy: one handler per direction; the plain case is the first test ----
+
+  #onClientData = (chunk: Buffer): void => {
+    if (this.#mode === Mode.PLAIN) {
+      if (!this.upstream.write(chunk)) this.client.pause();
       return;
     }
+    if (this.#mode === Mode.TAP) return (this.#tap as H2Tap).onClientData(chunk);
+    if (this.#mode === Mode.CLOSING) return;
+    // Sniffing. The HTTP/2 client preface starts with `P` (RFC 9113 §3.4): anything else (TLS,
+    // HTTP/1, other protocols) goes to the plain copy at once, without a tap.
+    if (chunk[0] === 0x50) return this.#startTap().onClientData(chunk);
     this.protocolKnown('opaque');
     this.#onClientData(chunk);
   };
 
-  /** Server bytes before any client byte (an HTTP/2 server may send SETTINGS first). */
-  #sniffServer = (chunk: Buffer): void => {
-    this.#startTap().onServerData(chunk);
+  #onUpstreamData = (chunk: Buffer): void => {
+    if (this.#mode === Mode.PLAIN) {
+      if (!this.client.write(chunk)) this.upstream.pause();
+      return;
+    }
+    if (this.#mode === Mode.CLOSING) return;
+    // Tap, or sniffing: server bytes before any client byte (an HTTP/2 server may send its
+    // SETTINGS first) start the tap.
+    (this.#tap ?? this.#startTap()).onServerData(chunk);
   };
 
   #startTap(): H2Tap {
@@ -337,32 +372,11 @@ export class Connection implements TapOwner {
       now: this.#host.now,
     });
     this.#tap = tap;
-    this.client.removeListener('data', this.#sniffClient);
-    this.upstream.removeListener('data', this.#sniffServer);
-    this.client.on('data', tap.onClientData);
-    this.upstream.on('data', tap.onServerData);
+    this.#mode = Mode.TAP;
     // A drain asked for before the first byte starts now that there is a tap to carry it.
     if (this.#drain !== undefined) tap.startDrain(this.#drain.reason);
     return tap;
   }
-
-  #plainHandlers(): void {
-    const { client, upstream } = this;
-    client.removeAllListeners('data');
-    upstream.removeAllListeners('data');
-    client.on('data', this.#onClientData);
-    upstream.on('data', this.#onUpstreamData);
-  }
-
-  // ---- plain copy ----
-
-  #onClientData = (chunk: Buffer): void => {
-    if (!this.upstream.write(chunk)) this.client.pause();
-  };
-
-  #onUpstreamData = (chunk: Buffer): void => {
-    if (!this.client.write(chunk)) this.upstream.pause();
-  };
 
   #onUpstreamDrain = (): void => {
     this.client.resume();
@@ -375,15 +389,15 @@ export class Connection implements TapOwner {
   // Half-close: a FIN from one side becomes a FIN to the other; the other direction stays open.
   #onClientEnd = (): void => {
     this.#firstToEnd ??= 'client';
-    if (this.#closing) return;
+    if (this.#mode === Mode.CLOSING) return;
     const held = this.#tap?.clientEnded();
     if (held !== undefined) this.upstream.write(held);
-    this.upstream.end();
+    finish(this.upstream);
   };
 
   #onUpstreamEnd = (): void => {
     this.#firstToEnd ??= 'server';
-    if (!this.#closing) this.client.end();
+    if (this.#mode !== Mode.CLOSING) finish(this.client);
   };
 
   #onError = (): void => {

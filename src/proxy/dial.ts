@@ -31,7 +31,7 @@ export function failureReason(err: unknown): ConnectFailureReason {
   }
 }
 
-/** TCP options both legs of a proxied connection use. */
+/** Idle time before TCP keepalive probes, once a connection has keepalive (see Connection). */
 export const SOCKET_KEEPALIVE_MS = 30_000;
 
 /**
@@ -51,8 +51,6 @@ export function dial(
     port,
     allowHalfOpen: true,
     noDelay: true,
-    keepAlive: true,
-    keepAliveInitialDelay: SOCKET_KEEPALIVE_MS,
   });
   const finish = (failure: ConnectFailureReason | undefined): void => {
     if (finished) return;

@@ -29,6 +29,10 @@ export interface ProxierOptions extends ServicePortProxyOptions {
   readonly listenRetryMs?: number;
 }
 
+/** Connections older than this get TCP keepalive; a sweep runs this often. */
+const KEEPALIVE_AFTER_MS = 10_000;
+const KEEPALIVE_SWEEP_MS = 5_000;
+
 /** A redirect from a Service's ClusterIP:port to the local listener port. */
 export interface ListenerBinding {
   readonly servicePort: string;
@@ -49,6 +53,7 @@ export class Proxier {
   readonly #retired = new Set<ServicePortProxy>();
   #queue: Promise<void> = Promise.resolve();
   #retryTimer: NodeJS.Timeout | undefined;
+  #keepAliveTimer: NodeJS.Timeout | undefined;
   #stopped = false;
   /** Listener binds that failed, by error code. */
   readonly listenFailures = new Map<string, number>();
@@ -57,6 +62,12 @@ export class Proxier {
 
   constructor(opts: ProxierOptions) {
     this.#opts = opts;
+    // Connections that last get TCP keepalive (see Connection.enableKeepAlive).
+    this.#keepAliveTimer = setInterval(() => {
+      const now = opts.now();
+      for (const p of this.servicePorts()) p.keepAliveSweep(now, KEEPALIVE_AFTER_MS);
+    }, KEEPALIVE_SWEEP_MS);
+    this.#keepAliveTimer.unref();
     const observer = opts.observer;
     this.#portOpts = {
       ...opts,
@@ -115,6 +126,7 @@ export class Proxier {
   async stopListening(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
+    clearInterval(this.#keepAliveTimer);
     await this.#queue;
     await Promise.all([...this.#ports.values()].map((p) => p.stopListening()));
   }

@@ -102,8 +102,6 @@ export class ServicePortProxy implements ConnectionHost {
         allowHalfOpen: true,
         pauseOnConnect: true,
         noDelay: true,
-        keepAlive: true,
-        keepAliveInitialDelay: SOCKET_KEEPALIVE_MS,
       },
       this.#onConnection,
     );
@@ -135,13 +133,16 @@ export class ServicePortProxy implements ConnectionHost {
   }
 
   #onConnection = (client: Socket): void => {
-    // A client that is gone before we look at it has no address; nothing to do.
-    if (client.remoteAddress === undefined) {
-      client.destroy();
-      return;
-    }
+    // A client already gone shows up as an error or close on the socket; Connection handles both.
     new Connection(client, this, this.now());
   };
+
+  /** Switches keepalive on for connections open at least `minAgeMs` (see Connection). */
+  keepAliveSweep(now: number, minAgeMs: number): void {
+    for (const c of this.connections) {
+      if (!c.keepAlive && now - c.openedAt >= minAgeMs) c.enableKeepAlive(SOCKET_KEEPALIVE_MS);
+    }
+  }
 
   // ---- ConnectionHost ----
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { instruction, type Check } from './check.js';
 import type { DeployFiles, DockerInstruction } from './load.js';
 
@@ -62,8 +63,32 @@ function execForm(f: DeployFiles, keyword: string): unknown {
   }
 }
 
+/** The malloc settings bench/lib.sh runs the proxy with (KLP_ENV), as NAME=VALUE strings. */
+function benchMallocEnv(): string[] {
+  const line = /^KLP_ENV=\(([^)]*)\)/m.exec(readFileSync('bench/lib.sh', 'utf8'));
+  return line === null ? [] : (line[1] as string).trim().split(/\s+/);
+}
+
 /** The Dockerfile and .dockerignore. */
 export const imageChecks: Check[] = [
+  {
+    name: 'the runtime stage sets the glibc malloc settings the benchmarks measure',
+    check: (f) => {
+      const want = benchMallocEnv();
+      if (want.length === 0) return ['bench/lib.sh has no KLP_ENV'];
+      const env = runtimeStage(f)
+        .body.filter((i) => i.keyword === 'ENV')
+        .flatMap((i) => i.args.split(/\s+/));
+      return want.filter((v) => !env.includes(v)).map((v) => `ENV ${v} missing`);
+    },
+    breaks: {
+      'no malloc settings': (f) => {
+        f.dockerfile = f.dockerfile.filter(
+          (i) => !(i.keyword === 'ENV' && i.args.includes('MALLOC_')),
+        );
+      },
+    },
+  },
   {
     name: 'every Dockerfile stage starts FROM the official Node 26 slim image',
     check: (f) => {

@@ -175,6 +175,18 @@ describe('data path', () => {
     expect(written).toBeLessThan(256 << 20);
   });
 
+  it('switches TCP keepalive on only for connections that last', async () => {
+    const { d } = await setup(ips(1));
+    const c = await connectGreeted(VIP, 8080);
+    cleanups.push(() => c.socket.destroy());
+    const proxy = d.daemon.proxier.get('default/echo:grpc');
+    const conn = openConnections(d)[0] as Connection;
+    proxy?.keepAliveSweep(conn.openedAt + 9_999, 10_000);
+    expect(conn.keepAlive).toBe(false);
+    proxy?.keepAliveSweep(conn.openedAt + 10_000, 10_000);
+    expect(conn.keepAlive).toBe(true);
+  });
+
   it('2,000 concurrent connections: counts return to exactly zero however they end', async () => {
     const { d, backends } = await setup(ips(4));
     const clients: GreetedClient[] = [];
