@@ -111,6 +111,8 @@ export class Connection implements TapOwner {
   /** Counted as draining in the balancer. */
   draining = false;
   protocol: Protocol = 'pending';
+  /** TCP keepalive is on for both sockets (switched on for connections that last). */
+  keepAlive = false;
   readonly #host: ConnectionHost;
   #attempts = 0;
   #tried: Set<EndpointStats> | undefined;
@@ -151,9 +153,6 @@ export class Connection implements TapOwner {
   get h2(): H2Tap | undefined {
     return this.#tap;
   }
-
-  /** TCP keepalive is on for both sockets (switched on for connections that last). */
-  keepAlive = false;
 
   /**
    * Switches TCP keepalive on for both sockets, so a peer that vanished is noticed. Done for

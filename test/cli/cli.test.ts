@@ -181,4 +181,24 @@ describe('examples/echo.yaml through the real CLI', () => {
     }
     expect(tally(await open(10))).toEqual({ '127.0.0.15:9000': 10 });
   });
+
+  it('gives an endpoint set to ready: false, serving: true, terminating: true no new connection', async () => {
+    const text = await readFile('examples/echo.yaml', 'utf8');
+    const terminating = text.replace(
+      '- addresses: [127.0.0.11]\n    conditions: { ready: true, serving: true, terminating: false }',
+      '- addresses: [127.0.0.11]\n    conditions: { ready: false, serving: true, terminating: true }',
+    );
+    expect(terminating).not.toBe(text);
+    await file.writeText(terminating);
+    const deadline = Date.now() + 5000;
+    while (
+      (await proxy.metric('kube_lc_proxy_endpoints', { state: 'terminating' })) !== 1 &&
+      Date.now() < deadline
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const next = tally(await open(12));
+    expect(next['127.0.0.11:9000']).toBeUndefined();
+    expect(Object.values(next).reduce((a, b) => a + b, 0)).toBe(12);
+  });
 });
