@@ -6,12 +6,11 @@
  *
  *   node_modules/.bin/node bench/results.ts && node_modules/.bin/node bench/report.ts
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { OUT, pct, readText, tsv, type Run, type Stat, type Suite } from './common.ts';
 
-const OUT = 'bench/out';
 const DOC = 'docs/benchmarks.md';
 
-type Suite = 'bulk1' | 'bulk4' | 'connrate' | 'h2';
 const SUITES: Record<Suite, { title: string; unit: string; digits: number; cpuUnit: string }> = {
   bulk1: {
     title: 'Bulk throughput, 1 stream (iperf3)',
@@ -45,57 +44,6 @@ const CASES: Record<string, string> = {
   haproxy: 'HAProxy 2.6, TCP, leastconn',
 };
 
-/** The shapes bench/results.ts writes (see there). */
-interface Run {
-  suite: Suite;
-  case: string;
-  rep: number;
-  value: number | undefined;
-  errors: string[];
-  wallS: number;
-  proxyCpuS: number | undefined;
-  /** How busy the load CPU and the proxy CPU were over the run (%), and the steal time (%). */
-  loadCpuBusy: number;
-  proxyCpuBusy: number;
-  steal: number;
-  /** CPU used by other processes during the run, in % of one core. */
-  foreign: number;
-  /** Resident memory of the proxy in the path right after the run, in KiB. */
-  rssKib: number | undefined;
-}
-interface Stat {
-  n: number;
-  median: number | undefined;
-  min: number | undefined;
-  max: number | undefined;
-  /** (max - min) / median. */
-  spread: number | undefined;
-  /** Median CPU use of the proxy in the path, in % of one core. */
-  cpu: number | undefined;
-  /**
-   * Median CPU time of the proxy per unit of work: ms per GB (bulk), µs per connection
-   * (connrate), µs per request (h2). Comparable even when the proxy was not the bottleneck.
-   */
-  cpuPerUnit: number | undefined;
-  /** Median busy share of the load CPU (load generator + backend) and of the proxy CPU. */
-  loadCpuBusy: number | undefined;
-  proxyCpuBusy: number | undefined;
-  /** Highest steal time of any run, in %. */
-  steal: number;
-  /** Most CPU other processes used during a run, in % of one core. */
-  foreign: number;
-  /** Median and count of the runs other work did not disturb (at most FOREIGN_MAX). */
-  cleanMedian: number | undefined;
-  cleanN: number;
-  errors: string[];
-}
-
-const readText = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8') : '');
-const tsv = (path: string): string[][] =>
-  readText(path)
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => l.split('\t'));
 /** Paths in outputs are relative to the repository; never print where it is checked out. */
 const scrub = (text: string): string => text.split(`${process.cwd()}/`).join('');
 
@@ -111,8 +59,6 @@ const fmt = (v: number | undefined, digits: number): string =>
   v === undefined
     ? 'n/a'
     : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-const pct = (v: number | undefined): string =>
-  v === undefined ? 'n/a' : `${(v * 100).toFixed(1)}%`;
 
 // ---- report -----------------------------------------------------------------------------------
 

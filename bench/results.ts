@@ -7,42 +7,14 @@
  *
  *   node_modules/.bin/node bench/results.ts && node_modules/.bin/node bench/report.ts
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { OUT, pct, readText, tsv, type Run, type Stat, type Suite } from './common.ts';
 
-const OUT = 'bench/out';
-const pct = (v: number | undefined): string =>
-  v === undefined ? 'n/a' : `${(v * 100).toFixed(1)}%`;
-
-type Suite = 'bulk1' | 'bulk4' | 'connrate' | 'h2';
 const SUITES: readonly Suite[] = ['bulk1', 'bulk4', 'connrate', 'h2'];
 const CASES = ['direct', 'klp', 'klp-untracked', 'haproxy'];
 /** CPU seconds / (figure x seconds) times this gives ms per GB (Gbit/s figures) or µs per unit. */
 const PER_UNIT: Record<Suite, number> = { bulk1: 8000, bulk4: 8000, connrate: 1e6, h2: 1e6 };
 
-interface Run {
-  suite: Suite;
-  case: string;
-  rep: number;
-  value: number | undefined;
-  errors: string[];
-  wallS: number;
-  proxyCpuS: number | undefined;
-  /** How busy the load CPU and the proxy CPU were over the run (%), and the steal time (%). */
-  loadCpuBusy: number;
-  proxyCpuBusy: number;
-  steal: number;
-  /** CPU used by other processes during the run, in % of one core. */
-  foreign: number;
-  /** Resident memory of the proxy in the path right after the run, in KiB. */
-  rssKib: number | undefined;
-}
-
-const readText = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8') : '');
-const tsv = (path: string): string[][] =>
-  readText(path)
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => l.split('\t'));
 /** Paths in outputs are relative to the repository; never print where it is checked out. */
 
 // ---- parsers: one per load generator ----------------------------------------------------------
@@ -123,33 +95,6 @@ function median(xs: number[]): number | undefined {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[mid] : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
-
-interface Stat {
-  n: number;
-  median: number | undefined;
-  min: number | undefined;
-  max: number | undefined;
-  /** (max - min) / median. */
-  spread: number | undefined;
-  /** Median CPU use of the proxy in the path, in % of one core. */
-  cpu: number | undefined;
-  /**
-   * Median CPU time of the proxy per unit of work: ms per GB (bulk), µs per connection
-   * (connrate), µs per request (h2). Comparable even when the proxy was not the bottleneck.
-   */
-  cpuPerUnit: number | undefined;
-  /** Median busy share of the load CPU (load generator + backend) and of the proxy CPU. */
-  loadCpuBusy: number | undefined;
-  proxyCpuBusy: number | undefined;
-  /** Highest steal time of any run, in %. */
-  steal: number;
-  /** Most CPU other processes used during a run, in % of one core. */
-  foreign: number;
-  /** Median and count of the runs other work did not disturb (at most FOREIGN_MAX). */
-  cleanMedian: number | undefined;
-  cleanN: number;
-  errors: string[];
 }
 
 function stat(runs: Run[], foreignMax: number): Stat {
