@@ -35,6 +35,7 @@ export default tseslint.config(
       'src/balancer/**',
       'src/h2/**',
       'src/drain/**',
+      'src/lib/**',
       'src/iptables/render.ts',
       'src/iptables/plan.ts',
     ],

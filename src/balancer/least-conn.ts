@@ -1,6 +1,6 @@
 import type { Endpoint } from '../servicetable/types.js';
 import { EndpointStats, type EndpointStatus } from './endpoint-stats.js';
-import { EndpointHeap } from './heap.js';
+import { IndexedMinHeap } from '../lib/indexed-heap.js';
 
 export interface BalancerOptions {
   /** Uniform in [0, 1); injected for tests. Default Math.random. */
@@ -45,7 +45,10 @@ export class LeastConnBalancer {
   readonly #ejectBaseMs: number;
   readonly #ejectMaxMs: number;
   readonly #all = new Map<string, EndpointStats>();
-  readonly #heap = new EndpointHeap();
+  /** Eligible endpoints by score, ties by `seq` (lower first): the next pick is on top. */
+  readonly #heap = new IndexedMinHeap<EndpointStats>(
+    (a, b) => a.score() - b.score() || a.seq - b.seq,
+  );
   readonly #ejected = new Set<EndpointStats>();
   readonly #ramping = new Set<EndpointStats>();
   #highSeq = 0;

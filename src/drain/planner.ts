@@ -1,5 +1,5 @@
 import { DrainBudget, type BudgetOptions } from './budget.js';
-import { IndexedMinHeap } from './min-heap.js';
+import { IndexedMinHeap } from '../lib/indexed-heap.js';
 import { planRebalance, type RebalanceEndpoint } from './rebalance.js';
 
 /** Why a connection is drained; a metric label, so a closed set. */

@@ -39,6 +39,15 @@ export class IndexedMinHeap<T extends HeapItem> {
     return top;
   }
 
+  /** Restores the order after `item`'s key changed. No-op when `item` is not here. */
+  fix(item: T): void {
+    if (this.has(item) && !this.#up(item.heapIndex)) this.#down(item.heapIndex);
+  }
+
+  *[Symbol.iterator](): IterableIterator<T> {
+    yield* this.#items;
+  }
+
   /** Removes `item` if it is here. */
   remove(item: T): void {
     if (!this.has(item)) return;
