@@ -62,12 +62,6 @@ export class Proxier {
 
   constructor(opts: ProxierOptions) {
     this.#opts = opts;
-    // Connections that last get TCP keepalive (see Connection.enableKeepAlive).
-    this.#keepAliveTimer = setInterval(() => {
-      const now = opts.now();
-      for (const p of this.servicePorts()) p.keepAliveSweep(now, KEEPALIVE_AFTER_MS);
-    }, KEEPALIVE_SWEEP_MS);
-    this.#keepAliveTimer.unref();
     const observer = opts.observer;
     this.#portOpts = {
       ...opts,
@@ -138,6 +132,11 @@ export class Proxier {
 
   async #apply(table: ServiceTable): Promise<void> {
     if (this.#stopped) return;
+    // Connections that last get TCP keepalive (see Connection.enableKeepAlive).
+    this.#keepAliveTimer ??= setInterval(() => {
+      const now = this.#opts.now();
+      for (const p of this.servicePorts()) p.keepAliveSweep(now, KEEPALIVE_AFTER_MS);
+    }, KEEPALIVE_SWEEP_MS).unref();
     const log = this.#opts.logger;
     let listenersChanged = false;
     const toBind: ServicePortProxy[] = [];
