@@ -21,7 +21,8 @@ async function createSource(config: RunConfig, logger: Logger): Promise<Source> 
  * 0 after a graceful stop, 1 when starting failed (bad manifests file, address in use...).
  *
  * Signals: SIGTERM or SIGINT stops accepting and waits up to the shutdown grace for open
- * connections; a second one closes them at once. SIGHUP re-reads a manifests file.
+ * connections; a second one closes them at once. SIGHUP re-reads a manifests file. SIGUSR1 and
+ * SIGUSR2 are logged and ignored (Node.js would open its inspector on SIGUSR1).
  */
 export async function run(config: RunConfig): Promise<number> {
   const logger = createLogger(config.logLevel);
@@ -62,6 +63,10 @@ export async function run(config: RunConfig): Promise<number> {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    // Node.js opens its inspector on SIGUSR1 unless something listens for it: not on a proxy.
+    for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
+      process.on(signal, () => logger.info({ signal }, 'signal ignored'));
+    }
     process.on('SIGHUP', () => {
       if (daemon.source instanceof FileSource) {
         logger.info('SIGHUP: reading the manifests file again');

@@ -167,6 +167,21 @@ describe('examples/echo.yaml through the real CLI', () => {
     expect(status.stdout).toMatch(/-> 127\.0\.0\.11:9000\s+ready\s+1\s+10\s+0\s+10/);
   });
 
+  it('ignores SIGUSR1 (no debugger port) and keeps serving', async () => {
+    proxy.child.kill('SIGUSR1');
+    const deadline = Date.now() + 5000;
+    while (
+      !proxy.logs.some((l) => l.msg === 'signal ignored' && l.signal === 'SIGUSR1') &&
+      Date.now() < deadline
+    ) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(proxy.logs.some((l) => l.msg === 'signal ignored')).toBe(true);
+    const c = await connectGreeted('127.0.0.50', 8080);
+    clients.push(c);
+    expect(c.backend).toMatch(/^127\.0\.0\.1[1-4]:9000$/);
+  });
+
   it('sends the next 10 connections to a fifth endpoint added to the file', async () => {
     const text = await readFile('examples/echo.yaml', 'utf8');
     await file.writeText(
