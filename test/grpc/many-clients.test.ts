@@ -12,7 +12,7 @@ const env = useGrpcFixture({
 });
 
 describe('many grpc-js clients under max age', () => {
-  it('20 channels, steady RPCs for 30 s, max age 2 s: every connection drained several times, 0 failed RPCs, every client reaches every backend', async () => {
+  it('20 channels, steady RPCs for 30 s, max age 2 s: every connection drained several times, 0 failed RPCs, clients move over every backend', async () => {
     const { proxy, target } = env();
     const clients = Array.from({ length: 20 }, () => new EchoClientHandle(target));
     try {
@@ -20,11 +20,27 @@ describe('many grpc-js clients under max age', () => {
       expect(results.flatMap((r) => [...r.errors.keys()])).toEqual([]);
       expect(results.reduce((n, r) => n + r.failed, 0)).toBe(0);
       expect(results.reduce((n, r) => n + r.ok, 0)).toBe(20 * 300);
-      for (const [i, r] of results.entries()) {
-        expect([...r.perBackend.keys()].sort(), `client ${i}`).toEqual(
-          IPS.map((ip) => `${ip}:9000`),
-        );
-      }
+      // Every client moved between backends, and the RPCs of all clients together are spread
+      // evenly. Not every client is promised every backend within 30 s: least connection sends a
+      // drained client to the least-loaded endpoint at that moment, so each client's path is a
+      // random walk over the backends. Simulated with the real balancer and planner
+      // (scripts/simulate-coverage.ts), about 1% of clients miss one of three backends in 30 s
+      // (some 13 moves each), so a check that all 20 reach all 3 fails in roughly one run in six;
+      // the proxy does not trade balance for it.
+      const reached = results.map((r) => r.perBackend.size);
+      expect(
+        Math.min(...reached),
+        `backends reached per client: ${reached}`,
+      ).toBeGreaterThanOrEqual(2);
+      expect(
+        reached.filter((n) => n === IPS.length).length,
+        `backends reached per client: ${reached}`,
+      ).toBeGreaterThanOrEqual(17);
+      const perBackend = IPS.map((ip) =>
+        results.reduce((n, r) => n + (r.perBackend.get(`${ip}:9000`) ?? 0), 0),
+      );
+      for (const n of perBackend)
+        expect(n / (20 * 300), `RPCs per backend: ${perBackend}`).toBeGreaterThan(0.25);
       // 20 connections over 30 s with a 2 s age: each drained several times.
       const drains = await proxy.metricSum('kube_lc_proxy_drains_started_total', {
         reason: 'max_age',
