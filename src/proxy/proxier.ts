@@ -29,6 +29,9 @@ export interface ProxierOptions extends ServicePortProxyOptions {
   readonly listenRetryMs?: number;
 }
 
+/** Endpoint changes listed in one log line (the count says how many there were). */
+const LOGGED_CHANGES_MAX = 20;
+
 /** Connections older than this get TCP keepalive; a sweep runs this often. */
 const KEEPALIVE_AFTER_MS = 10_000;
 const KEEPALIVE_SWEEP_MS = 5_000;
@@ -181,10 +184,14 @@ export class Proxier {
 
   #reportChanges(proxy: ServicePortProxy, changes: readonly EndpointChange[]): void {
     if (changes.length === 0) return;
+    // One line per table change, of bounded size even when a large Service rolls at once.
     this.#opts.logger.info(
       {
         servicePort: proxy.servicePort,
-        changes: changes.map((c) => `${c.stats.key} ${c.previous ?? 'new'}->${c.current}`),
+        count: changes.length,
+        changes: changes
+          .slice(0, LOGGED_CHANGES_MAX)
+          .map((c) => `${c.stats.key} ${c.previous ?? 'new'}->${c.current}`),
       },
       'endpoints changed',
     );
