@@ -194,7 +194,9 @@ export class Daemon {
   }
 
   state(): DebugState {
-    return debugState(this.ready, this.#table?.version ?? 0, this.proxier.servicePorts());
+    return debugState(this.ready, this.#table?.version ?? 0, this.proxier.servicePorts(), (sp) =>
+      this.drains.isRebalancing(sp),
+    );
   }
 
   /**

@@ -80,11 +80,6 @@ export class DrainController {
     return this.#planner.isRebalancing(servicePort);
   }
 
-  /** h2c connections the planner tracks (for tests and state). */
-  get tracked(): number {
-    return this.#planner.size;
-  }
-
   // ---- ConnectionObserver ----
 
   established(_conn: Connection, owner: ServicePortProxy): void {

@@ -24,6 +24,8 @@ export interface ServicePortState {
   readonly listen: string | null;
   /** max/mean active connections over eligible endpoints (1 when balanced or idle). */
   readonly skew: number;
+  /** A rebalance is draining the excess of the busiest endpoints now. */
+  readonly rebalancing: boolean;
   readonly endpoints: readonly EndpointState[];
 }
 
@@ -69,6 +71,7 @@ export function debugState(
   ready: boolean,
   tableVersion: number,
   ports: Iterable<ServicePortProxy>,
+  rebalancing: (servicePort: string) => boolean = () => false,
 ): DebugState {
   const servicePorts: ServicePortState[] = [];
   for (const p of ports) {
@@ -98,6 +101,7 @@ export function debugState(
       listen:
         p.address === undefined || !p.listening ? null : `${p.address.address}:${p.address.port}`,
       skew: Math.round(skewOf(p.balancer.endpoints()) * 1000) / 1000,
+      rebalancing: rebalancing(p.servicePort),
       endpoints,
     });
   }

@@ -144,16 +144,6 @@ export class Connection implements TapOwner {
     return this.client.bytesWritten;
   }
 
-  /** The drain reason, while draining. */
-  get drainReason(): string | undefined {
-    return this.#drain?.reason;
-  }
-
-  /** The HTTP/2 session state, while tracked. */
-  get h2(): H2Tap | undefined {
-    return this.#tap;
-  }
-
   /**
    * Switches TCP keepalive on for both sockets, so a peer that vanished is noticed. Done for
    * connections that last (a sweep of the Proxier), not at accept: it costs four setsockopt(2)

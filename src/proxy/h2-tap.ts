@@ -64,10 +64,6 @@ export class H2Tap {
     this.session = new H2Session({ pingPayload: opts.pingPayload });
   }
 
-  get injectedGoaway(): boolean {
-    return this.#injected;
-  }
-
   onClientData = (chunk: Buffer): void => {
     const s = this.session;
     const out = s.fromClient(chunk);

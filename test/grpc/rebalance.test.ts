@@ -13,6 +13,11 @@ const env = useGrpcFixture({
   proxyArgs: ['--max-connection-age', '0'],
 });
 
+async function rebalancing(): Promise<boolean> {
+  const state = (await (await fetch(`${env().proxy.metricsUrl}/debug/state`)).json()) as DebugState;
+  return state.servicePorts[0]?.rebalancing === true;
+}
+
 async function activeByEndpoint(): Promise<number[]> {
   const state = (await (await fetch(`${env().proxy.metricsUrl}/debug/state`)).json()) as DebugState;
   const eps = state.servicePorts[0]?.endpoints ?? [];
@@ -29,16 +34,19 @@ describe('rebalance after scale-out', () => {
       expect((await activeByEndpoint()).slice(0, 2)).toEqual([50, 50]);
       const t0 = Date.now();
       await env().setEndpoints(4);
+      let sawRebalancing = false;
       let skew = Infinity;
       let counts: number[] = [];
       while (Date.now() - t0 < 10_000) {
         counts = await activeByEndpoint();
+        sawRebalancing ||= await rebalancing();
         const total = counts.reduce((a, b) => a + b, 0);
         skew = Math.max(...counts) / (total / counts.length);
         if (total === 100 && skew <= 1.1) break;
         await new Promise((r) => setTimeout(r, 100));
       }
       const converged = (Date.now() - t0) / 1000;
+      expect(sawRebalancing, '/debug/state showed the rebalance').toBe(true);
       expect(skew, `counts ${counts} after ${converged}s`).toBeLessThanOrEqual(1.1);
       const results = await load;
       expect(results.flatMap((r) => [...r.errors.keys()])).toEqual([]);
