@@ -62,14 +62,7 @@ for (let t = 0; t < trials; t++) {
     0,
   );
   // The proxy's test: would a client drained from `key` come straight back?
-  const wouldReturn = (_port: string, key: string): boolean => {
-    const ep = balancer.get(key);
-    if (ep === undefined) return false;
-    const after = ((ep.active - 1) * 256 + ep.draining + 1) / ep.weight;
-    for (const o of balancer.endpoints())
-      if (o !== ep && o.eligible && o.score() <= after) return false;
-    return true;
-  };
+  const wouldReturn = (_port: string, key: string): boolean => balancer.wouldPickAgain(key);
   const conns = new Map<number, SimConn>();
   const clients = Array.from({ length: CLIENTS }, () => ({
     conn: undefined as SimConn | undefined,

@@ -7,8 +7,6 @@ export const ErrorCodes = {
   CONFIG: 'KLP_CONFIG',
   /** A manifests file could not be read or holds an invalid object. At start the CLI exits 1. */
   MANIFEST: 'KLP_MANIFEST',
-  /** A listener could not bind its address. */
-  LISTEN: 'KLP_LISTEN',
   /** iptables-restore or iptables-save failed. */
   IPTABLES: 'KLP_IPTABLES',
   /** The Kubernetes API could not be reached or answered with an error. */
@@ -55,12 +53,6 @@ export class ManifestError extends KubeLcProxyError {
     this.file = file;
     this.object = object;
     this.field = field;
-  }
-}
-
-export class ListenError extends KubeLcProxyError {
-  constructor(address: string, cause: unknown) {
-    super(ErrorCodes.LISTEN, `cannot listen on ${address}: ${describe(cause)}`, { cause });
   }
 }
 

@@ -72,11 +72,6 @@ export class LeastConnBalancer {
     return this.#all.get(key);
   }
 
-  /** Number of endpoints that may take new connections now (ejected ones included). */
-  get eligibleCount(): number {
-    return this.#heap.size + this.#ejected.size;
-  }
-
   /**
    * Applies a new endpoint list (a ServicePort's `endpoints`). Returns the endpoints whose
    * status changed. Connections already open are never touched here.
@@ -152,6 +147,22 @@ export class LeastConnBalancer {
    */
   refreshWeights(): void {
     this.#refreshRamps();
+  }
+
+  /**
+   * Would a connection of endpoint `key` that starts draining now come straight back? True when,
+   * with that connection counted as draining, `key` still scores strictly lower than every other
+   * eligible endpoint (on a tie rotation may well send it elsewhere). False for unknown or
+   * ineligible endpoints.
+   */
+  wouldPickAgain(key: string): boolean {
+    const ep = this.#all.get(key);
+    if (ep === undefined || !ep.eligible || ep.active < 1) return false;
+    this.#refreshRamps();
+    const after = ((ep.active - 1) * 256 + ep.draining + 1) / ep.weight;
+    for (const other of this.#heap) if (other !== ep && other.score() <= after) return false;
+    for (const other of this.#ejected) if (other !== ep && other.score() <= after) return false;
+    return true;
   }
 
   /** The picked endpoint accepted the connection. */

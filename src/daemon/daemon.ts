@@ -110,7 +110,16 @@ export class Daemon {
     this.source = deps.source;
     const now = deps.now ?? Date.now;
     const random = deps.random ?? Math.random;
-    this.drains = new DrainController(config, { now, random, logger: deps.logger });
+    this.drains = new DrainController(config, {
+      now,
+      random,
+      logger: deps.logger,
+      // The Proxier, created next, owns the Service ports; these run only after construction.
+      ports: {
+        get: (key) => this.proxier.get(key),
+        servicePorts: () => this.proxier.servicePorts(),
+      },
+    });
     const drains = this.drains;
     this.proxier = new Proxier({
       intercept: config.intercept,
@@ -131,7 +140,7 @@ export class Daemon {
       onListenersChanged: () => this.iptables?.requestSync(),
       onEndpointChanges: (owner, changes) => drains.endpointChanges(owner, changes),
       observer: {
-        established: (conn, owner) => drains.established(conn, owner),
+        established: () => {},
         protocolKnown: (conn, owner) => drains.protocolKnown(conn, owner),
         drainEnded: (_conn, _owner, end) =>
           child(this.metrics.drainDuration, 'outcome', end.outcome).observe(end.seconds),

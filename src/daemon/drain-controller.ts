@@ -17,6 +17,12 @@ export interface DrainConfig {
   readonly rebalanceThreshold: number;
 }
 
+/** The Service ports of the proxy: the current ones by key, and all with retired ones. */
+export interface ServicePortDirectory {
+  get(servicePort: string): ServicePortProxy | undefined;
+  servicePorts(): Iterable<ServicePortProxy>;
+}
+
 /** How often the planner looks for due drains. */
 const TICK_MS = 100;
 
@@ -45,15 +51,15 @@ export class DrainController {
   readonly #log: Logger;
   /** h2c connections the planner tracks, to carry out its decisions. */
   readonly #conns = new Map<number, { conn: Connection; owner: ServicePortProxy }>();
-  readonly #owners = new Set<ServicePortProxy>();
-  readonly #byKey = new Map<string, ServicePortProxy>();
+  readonly #ports: ServicePortDirectory;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
     config: DrainConfig,
-    deps: { now: () => number; random: () => number; logger: Logger },
+    deps: { now: () => number; random: () => number; logger: Logger; ports: ServicePortDirectory },
   ) {
     this.#config = config;
+    this.#ports = deps.ports;
     this.#now = deps.now;
     this.#log = deps.logger;
     this.#planner = new DrainPlanner({
@@ -82,10 +88,6 @@ export class DrainController {
 
   // ---- ConnectionObserver ----
 
-  established(_conn: Connection, owner: ServicePortProxy): void {
-    this.#track(owner);
-  }
-
   protocolKnown(conn: Connection, owner: ServicePortProxy): void {
     if (conn.protocol !== 'h2c' || conn.endpoint === undefined) {
       // Opaque (or an h2c connection that lost sync): neither aged nor rebalanced.
@@ -99,9 +101,8 @@ export class DrainController {
 
   closed(conn: Connection, owner: ServicePortProxy): void {
     this.#forget(conn);
-    if (owner.connections.size === 0 && owner.balancer.eligibleCount === 0) {
-      this.#owners.delete(owner);
-      if (this.#byKey.get(owner.servicePort) === owner) this.#byKey.delete(owner.servicePort);
+    // The last connection of a Service port that is gone: the planner forgets it.
+    if (owner.connections.size === 0 && this.#ports.get(owner.servicePort) === undefined) {
       this.#planner.forgetPort(owner.servicePort);
     }
   }
@@ -111,7 +112,6 @@ export class DrainController {
    * once and whatever the budget (h2c ones get GOAWAY, the others close at the grace).
    */
   endpointChanges(owner: ServicePortProxy, changes: readonly EndpointChange[]): void {
-    this.#track(owner);
     const leaving = new Map<string, DrainReason>();
     for (const change of changes) {
       const reason = leavingReason(change);
@@ -139,40 +139,19 @@ export class DrainController {
   tick(): void {
     const now = this.#now();
     if (this.#config.rebalanceThreshold > 0) {
-      for (const owner of this.#owners) this.#updateEndpoints(owner, now);
+      for (const owner of this.#ports.servicePorts()) this.#updateEndpoints(owner, now);
     }
     this.#execute(this.#planner.tick(now, this.#wouldReturn));
   }
 
-  /**
-   * Would a client drained from `endpoint` now come straight back? Yes when that endpoint, with
-   * the connection counted as draining, still has a lower least-connection score than every
-   * other eligible endpoint (a tie is broken by rotation, so it may well move).
-   */
-  #wouldReturn = (servicePort: string, endpoint: string): boolean => {
-    const owner = this.#byKey.get(servicePort);
-    const ep = owner?.balancer.get(endpoint);
-    if (owner === undefined || ep === undefined || !ep.eligible) return false;
-    const after = ((ep.active - 1) * 256 + ep.draining + 1) / ep.weight;
-    for (const other of owner.balancer.endpoints()) {
-      if (other !== ep && other.eligible && other.score() <= after) return false;
-    }
-    return true;
-  };
-
-  #track(owner: ServicePortProxy): void {
-    this.#owners.add(owner);
-    const current = this.#byKey.get(owner.servicePort);
-    // A retired Service port and its successor share a key: the listening one is current.
-    if (current === undefined || current === owner || owner.listening || !current.listening) {
-      this.#byKey.set(owner.servicePort, owner);
-    }
-  }
+  /** Would a client drained from `endpoint` now come straight back? (See the balancer.) */
+  #wouldReturn = (servicePort: string, endpoint: string): boolean =>
+    this.#ports.get(servicePort)?.balancer.wouldPickAgain(endpoint) ?? false;
 
   /** Drains every open connection for shutdown, bypassing the budget. */
   shutdown(graceMs: number): number {
     let n = 0;
-    for (const owner of this.#owners) {
+    for (const owner of this.#ports.servicePorts()) {
       for (const conn of owner.connections)
         if (this.#drain(conn, owner, DrainReason.SHUTDOWN, graceMs)) n++;
     }

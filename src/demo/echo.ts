@@ -23,7 +23,7 @@ export const echoService = {
 export interface GrpcBackend {
   readonly name: string;
   readonly address: string;
-  readonly port: number;
+  port: number;
   /** RPCs served. */
   served: number;
   /** Incoming HTTP/2 sessions (TCP connections) accepted. */
@@ -46,7 +46,7 @@ export async function startGrpcBackend(
   const backend: GrpcBackend = {
     name,
     address: host,
-    port,
+    port, // the port the kernel chose when `port` is 0, once bound
     served: 0,
     sessions: 0,
     server,
@@ -59,13 +59,15 @@ export async function startGrpcBackend(
   };
   server.addService(echoService as unknown as grpc.ServiceDefinition, {
     who: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      const { delayMs = 0 } = parse(call.request);
+      const delayMs = bounded(parse(call.request).delayMs, 0, 0, MAX_DELAY_MS);
       backend.served++;
       const t = setTimeout(() => cb(null, Buffer.from(name)), delayMs);
       call.on('cancelled', () => clearTimeout(t));
     },
     ticks: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-      const { count = 1, intervalMs = 100 } = parse(call.request);
+      const request = parse(call.request);
+      const count = bounded(request.count, 1, 1, MAX_TICKS);
+      const intervalMs = bounded(request.intervalMs, 100, 1, MAX_DELAY_MS);
       backend.served++;
       let sent = 0;
       const timer = setInterval(() => {
@@ -79,9 +81,9 @@ export async function startGrpcBackend(
       call.on('cancelled', () => clearInterval(timer));
     },
   });
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err) =>
-      err ? reject(err) : resolve(),
+  backend.port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(err) : resolve(bound),
     ),
   );
   const http2 = (
@@ -89,6 +91,14 @@ export async function startGrpcBackend(
   ).http2Servers;
   for (const s of http2?.keys() ?? []) s.on('session', () => backend.sessions++);
   return backend;
+}
+
+/** Requests come from outside: delays and counts are clamped, bad JSON counts as `{}`. */
+const MAX_DELAY_MS = 10_000;
+const MAX_TICKS = 10_000;
+
+function bounded(v: unknown, dflt: number, min: number, max: number): number {
+  return typeof v === 'number' && Number.isFinite(v) ? Math.min(max, Math.max(min, v)) : dflt;
 }
 
 function parse(b: Buffer): { delayMs?: number; count?: number; intervalMs?: number } {

@@ -52,43 +52,54 @@ function summed(rows: Iterable<[Labels, number]>): Map<string, [Labels, number]>
   return out;
 }
 
-function counter(
+type Read = () => Iterable<[Labels, number]>;
+
+/**
+ * A metric whose values are read from `read` at scrape time: all series are dropped and set
+ * again on each scrape, so series of things that are gone disappear.
+ */
+function scraped(
+  kind: 'counter' | 'gauge',
   registry: Registry,
   name: string,
   help: string,
   labelNames: string[],
-  read: () => Iterable<[Labels, number]>,
+  read: Read,
 ): void {
-  new Counter({
-    name: PREFIX + name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [labels, v] of summed(read()).values()) this.inc(labels, v);
-    },
-  });
+  const config = { name: PREFIX + name, help, labelNames, registers: [registry] };
+  if (kind === 'counter') {
+    new Counter({
+      ...config,
+      collect() {
+        this.reset();
+        for (const [labels, v] of summed(read()).values()) this.inc(labels, v);
+      },
+    });
+  } else {
+    new Gauge({
+      ...config,
+      collect() {
+        this.reset();
+        for (const [labels, v] of summed(read()).values()) this.set(labels, v);
+      },
+    });
+  }
 }
 
-function gauge(
+const counter = (
   registry: Registry,
   name: string,
   help: string,
   labelNames: string[],
-  read: () => Iterable<[Labels, number]>,
-): void {
-  new Gauge({
-    name: PREFIX + name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [labels, v] of summed(read()).values()) this.set(labels, v);
-    },
-  });
-}
+  read: Read,
+): void => scraped('counter', registry, name, help, labelNames, read);
+const gauge = (
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: string[],
+  read: Read,
+): void => scraped('gauge', registry, name, help, labelNames, read);
 
 function* perEndpoint(
   view: MetricsView,

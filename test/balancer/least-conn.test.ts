@@ -174,6 +174,17 @@ describe('LeastConnBalancer', () => {
     expect(second).not.toBe(first);
   });
 
+  it('says whether a connection drained now would be picked right back', () => {
+    const b = new LeastConnBalancer({ random: () => 0 });
+    b.update(eps(3));
+    open(b, 8); // 3, 3, 2
+    const [a, , c] = [...b.endpoints()] as [EndpointStats, EndpointStats, EndpointStats];
+    expect(c.active).toBe(2);
+    expect(b.wouldPickAgain(c.key)).toBe(true); // 1 + a draining one, still the least loaded
+    expect(b.wouldPickAgain(a.key)).toBe(false); // 2 + a draining one: c (2) wins
+    expect(b.wouldPickAgain('10.9.9.9:9000')).toBe(false);
+  });
+
   it('returns undefined when no endpoint is eligible', () => {
     const b = new LeastConnBalancer();
     b.update([ep(1, 'not-ready')]);

@@ -5,13 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { canUseNetns, setupHarness, startTcpClient } from './harness/index.js';
 import { startTcpBackends } from './support/backends.js';
-import {
-  endpointsOf,
-  servicePortName,
-  startCluster,
-  waitForSync,
-  type ServiceSpec,
-} from './support/cluster.js';
+import { endpointsOf, servicePortName, startCluster, type ServiceSpec } from './support/cluster.js';
 import { sleep, tally, waitUntil } from './support/wait.js';
 
 const OUTAGE_MS = 10_000;
@@ -44,9 +38,7 @@ describe.runIf(canUseNetns())('API server outage (k8s source)', () => {
       endpoints: first4.map((b) => b.pod.ip),
     };
     const spName = servicePortName(svc);
-    await c.applyService(svc);
-    const proxy = await c.startProxy();
-    await waitForSync(c, proxy, [spName]);
+    const { proxy } = await c.serve(svc);
     const pod = await c.node.addPod('out-c1');
     const held = await startTcpClient(h, pod.ns, svc.clusterIP, svc.port, {
       count: 8,

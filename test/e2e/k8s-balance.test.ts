@@ -66,9 +66,7 @@ describe.runIf(canUseNetns())('least connection through ClusterIPs (k8s source)'
       targetPort: 8080,
       endpoints: backends.map((b) => b.pod.ip),
     };
-    await c.applyService(svc);
-    const proxy = await c.startProxy();
-    await waitForSync(c, proxy, [servicePortName(svc)]);
+    const { proxy } = await c.serve(svc);
 
     const pods = [await c.node.addPod('lc-c1'), await c.node.addPod('lc-c2')];
     // Two client pods, 20 held connections each, opened at the same time.
@@ -107,9 +105,7 @@ describe.runIf(canUseNetns())('least connection through ClusterIPs (k8s source)'
       targetPort: 8080,
       endpoints: backends.map((b) => b.pod.ip),
     };
-    await c.applyService(svc);
-    const proxy = await c.startProxy();
-    await waitForSync(c, proxy, [servicePortName(svc)]);
+    const { proxy } = await c.serve(svc);
     const pod = await c.node.addPod('so-c1');
     const held = await startTcpClient(h, pod.ns, svc.clusterIP, svc.port, { count: 40 });
     expect(Object.values(tally(held.backends))).toEqual([10, 10, 10, 10]);
@@ -157,10 +153,7 @@ describe.runIf(canUseNetns())('least connection through ClusterIPs (k8s source)'
       targetPort: 8080,
       endpoints,
     };
-    await c.applyService(gone);
-    await c.applyService(kept);
-    const proxy = await c.startProxy();
-    const { state } = await waitForSync(c, proxy, [servicePortName(gone), servicePortName(kept)]);
+    const { proxy, state } = await c.serve([gone, kept]);
     const goneListener = listenPort(state, servicePortName(gone))!;
     const keptListener = listenPort(state, servicePortName(kept))!;
     const client = await c.node.addPod('del-c1');

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { canUseNetns, setupHarness, startTcpClient } from './harness/index.js';
 import { startTcpBackends } from './support/backends.js';
-import { servicePortName, startCluster, waitForSync, type ServiceSpec } from './support/cluster.js';
+import { startCluster, type ServiceSpec } from './support/cluster.js';
 import { tally } from './support/wait.js';
 
 describe.runIf(canUseNetns())('connect timeout (k8s source)', () => {
@@ -30,9 +30,7 @@ describe.runIf(canUseNetns())('connect timeout (k8s source)', () => {
       targetPort: 8080,
       endpoints: [silent!, ...others].map((b) => b.pod.ip),
     };
-    await c.applyService(svc);
-    const proxy = await c.startProxy(['--connect-timeout', '300ms']);
-    await waitForSync(c, proxy, [servicePortName(svc)]);
+    const { proxy } = await c.serve(svc, ['--connect-timeout', '300ms']);
 
     const pod = await c.node.addPod('to-c1');
     const client = await startTcpClient(h, pod.ns, svc.clusterIP, svc.port, {

@@ -6,13 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { canUseNetns, setupHarness } from './harness/index.js';
 import { startGrpcBackends, startGrpcClient, type GrpcClient } from './support/backends.js';
-import {
-  endpointsOf,
-  servicePortName,
-  startCluster,
-  waitForSync,
-  type ServiceSpec,
-} from './support/cluster.js';
+import { endpointsOf, servicePortName, startCluster, type ServiceSpec } from './support/cluster.js';
 import { metricSum } from './support/proxy.js';
 import { sleep, tally, waitUntil } from './support/wait.js';
 
@@ -34,9 +28,7 @@ describe.runIf(canUseNetns())('HTTP/2 drain of a terminating endpoint (k8s sourc
       endpoints: backends.map((b) => b.pod.ip),
     };
     const spName = servicePortName(svc);
-    await c.applyService(svc);
-    const proxy = await c.startProxy();
-    await waitForSync(c, proxy, [spName]);
+    const { proxy } = await c.serve(svc);
 
     // Two client pods, 6 channels each (one TCP connection per channel), connected one client
     // after the other: least connection puts 3 on each backend.

@@ -68,6 +68,14 @@ export interface Cluster {
   applySlice(s: ServiceSpec): Promise<void>;
   /** Starts the proxy in the node namespace with `args` added to the defaults. */
   startProxy(args?: readonly string[]): Promise<ProxyProcess>;
+  /**
+   * Applies `services`, starts the proxy with `args` and waits until it is ready with a rule
+   * for each: the start of most scenarios.
+   */
+  serve(
+    services: ServiceSpec | readonly ServiceSpec[],
+    args?: readonly string[],
+  ): Promise<{ proxy: ProxyProcess; state: DebugState; rules: Redirect[] }>;
 }
 
 /**
@@ -83,7 +91,7 @@ export async function startCluster(h: Harness, tag: string): Promise<Cluster> {
   const kubeconfig = await api.writeKubeconfig(join(dir, 'kubeconfig'));
   const nodeName = node.ns;
   await api.upsert('nodes', { metadata: { name: nodeName, labels: {} } });
-  return {
+  const cluster: Cluster = {
     h,
     node,
     apiPod,
@@ -99,7 +107,16 @@ export async function startCluster(h: Harness, tag: string): Promise<Cluster> {
     },
     startProxy: (args = []) =>
       startProxy(h, node.ns, { kubeconfig, nodeName, args: ['--shutdown-grace', '2s', ...args] }),
+    serve: async (services, args = []) => {
+      const list: readonly ServiceSpec[] = Array.isArray(services)
+        ? services
+        : [services as ServiceSpec];
+      for (const s of list) await cluster.applyService(s);
+      const proxy = await cluster.startProxy(args);
+      return { proxy, ...(await waitForSync(cluster, proxy, list.map(servicePortName))) };
+    },
   };
+  return cluster;
 }
 
 // ---- the nat table ----
