@@ -8,8 +8,13 @@
  */
 export { FakeApiServer } from './server.js';
 export type { FakeApiServerOptions, Faults, OutageMode, RequestLogEntry } from './server.js';
+export type { RequestVerb } from './request-info.js';
 export { ObjectStore, RESOURCES } from './store.js';
-export type { Resource, StoreEvent, StoredObject } from './store.js';
+export type { Preconditions, Resource, StoreEvent, StoredObject } from './store.js';
+export { KINDS, kindOf } from './kinds/index.js';
+export type { KindSpec } from './kinds/index.js';
+export { ApiError } from './api-error.js';
+export * from './patch/index.js';
 export { parseLabelSelector, SelectorParseError } from './selector.js';
 export type { LabelSelector, Labels } from './selector.js';
 export { SERVICEACCOUNT_DIR, writeInClusterRoot, writeKubeconfig } from './kubeconfig.js';

@@ -3,11 +3,17 @@ import https from 'node:https';
 import net from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { writeInClusterRoot, writeKubeconfig, type InClusterRoot } from './kubeconfig.js';
-import { listenOn, writeList, writeObject } from './replies.js';
+import { ApiError } from './api-error.js';
+import { parseFieldSelector, type FieldSelector } from './field-selector.js';
+import { kindOf } from './kinds/index.js';
+import { mutate } from './mutations.js';
+import { serveNonResource } from './non-resource.js';
+import { listenOn, writeList, writeObject, type Rendering } from './replies.js';
 import { parseRoute, type Route } from './routes.js';
 import { parseLabelSelector, SelectorParseError, type LabelSelector } from './selector.js';
-import { writeStatus } from './status.js';
+import { writeJson, writeMethodNotAllowed, writeNotServed, writeStatus } from './status.js';
 import { ObjectStore, RESOURCES, type Resource, type StoredObject } from './store.js';
+import { renderingOf, verbOf, type RequestVerb } from './request-info.js';
 import { selfSignedCertificate } from './tls.js';
 import { WatchStream } from './watch-stream.js';
 
@@ -33,7 +39,7 @@ export interface RequestLogEntry {
   readonly authorization: string | undefined;
   /** Date.now() on arrival. */
   readonly time: number;
-  readonly verb: 'list' | 'watch' | 'get' | 'other';
+  readonly verb: RequestVerb;
   readonly resource: Resource | undefined;
   /** Set when the reply ends: 0 while a watch is still open. */
   status: number;
@@ -299,7 +305,7 @@ export class FakeApiServer {
     const route = parseRoute(url.pathname);
     const query = Object.fromEntries(url.searchParams);
     const isWatch = query['watch'] === 'true' || query['watch'] === '1';
-    const verb = !route ? 'other' : route.name ? 'get' : isWatch ? 'watch' : 'list';
+    const verb = verbOf(req.method ?? '', route, isWatch);
     const entry: RequestLogEntry = {
       method: req.method ?? '',
       path: url.pathname,
@@ -312,13 +318,24 @@ export class FakeApiServer {
     };
     this.requests.push(entry);
     res.on('close', () => (entry.status = res.statusCode));
-    req.resume();
 
     if (this.#token !== undefined && req.headers.authorization !== `Bearer ${this.#token}`) {
+      req.resume();
       return writeStatus(res, 401, 'Unauthorized');
     }
-    if (!route) return writeStatus(res, 404, `the server could not find the requested resource`);
-    if (req.method !== 'GET') return writeStatus(res, 405, `method ${req.method} not allowed`);
+    if (!route) {
+      req.resume();
+      if (req.method !== 'GET') return writeNotServed(res);
+      return serveNonResource(res, url.pathname, req.headers.accept, `${this.host}:${this.#port}`);
+    }
+    if (verb === 'other' || !kindOf(route.resource).verbs.includes(verb)) {
+      req.resume();
+      return writeMethodNotAllowed(res);
+    }
+    if (verb === 'create' || verb === 'update' || verb === 'patch' || verb === 'delete') {
+      return void mutate(this.store, req, res, route, verb, query);
+    }
+    req.resume();
     if (verb === 'list' || verb === 'watch') {
       const i = this.#oneShots.findIndex(
         (f) => f.verb === verb && (!f.resource || f.resource === route.resource),
@@ -329,25 +346,35 @@ export class FakeApiServer {
       }
     }
     let selector: LabelSelector;
+    let fields: FieldSelector;
     try {
       selector = parseLabelSelector(query['labelSelector']);
+      fields = parseFieldSelector(query['fieldSelector']);
     } catch (err) {
+      if (err instanceof ApiError) return writeJson(res, err.code, err.toStatus());
       if (!(err instanceof SelectorParseError)) throw err;
       return writeStatus(res, 400, `unable to parse requirement: ${err.message}`);
     }
-    if (verb === 'get') return writeObject(res, this.store, route);
+    const rendering = renderingOf(req.headers.accept, query);
+    if (rendering === undefined) {
+      return writeStatus(res, 400, `includeObject: unsupported value "${query['includeObject']}"`);
+    }
+    if (verb === 'get') return writeObject(res, this.store, route, rendering);
     if (verb === 'list')
       return this.#later(
-        () => writeList(res, this.store, route, selector, this.faults),
+        () => writeList(res, this.store, route, selector, fields, rendering, this.faults),
         this.faults.listDelayMs,
       );
-    this.#later(() => this.#watch(res, route, selector, query), this.faults.watchHeaderDelayMs);
+    this.#later(
+      () => this.#watch(res, route, { selector, fields, rendering }, query),
+      this.faults.watchHeaderDelayMs,
+    );
   }
 
   #watch(
     res: ServerResponse,
     route: Route,
-    selector: LabelSelector,
+    filter: { selector: LabelSelector; fields: FieldSelector; rendering: Rendering },
     query: Record<string, string>,
   ): void {
     if (res.destroyed) return;
@@ -360,7 +387,7 @@ export class FakeApiServer {
     res.flushHeaders();
     const bookmarks =
       query['allowWatchBookmarks'] === 'true' || query['allowWatchBookmarks'] === '1';
-    const params = { resource: route.resource, namespace: route.namespace, selector, bookmarks };
+    const params = { resource: route.resource, namespace: route.namespace, ...filter, bookmarks };
     const w = new WatchStream(res, this.store, params, (x) => this.#watches.delete(x));
     this.#watches.add(w);
     if (this.faults.closeWatchImmediately) {

@@ -1,16 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { alreadyExists, conflict, invalid, notFound } from './api-error.js';
+import { KINDS, kindOf, type KindSpec, type Resource } from './kinds/index.js';
 
-/** The resources the stand-in serves. Nodes are readable by name only (no list, no watch). */
-export type Resource = 'services' | 'endpointslices' | 'nodes';
-
-/** Wire facts per resource: the `kind`/`apiVersion` written on watch objects and list replies. */
-export const RESOURCES: Readonly<
-  Record<Resource, { kind: string; apiVersion: string; namespaced: boolean }>
-> = {
-  services: { kind: 'Service', apiVersion: 'v1', namespaced: true },
-  endpointslices: { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', namespaced: true },
-  nodes: { kind: 'Node', apiVersion: 'v1', namespaced: false },
-};
+export { RESOURCES } from './kinds/index.js';
+export type { Resource } from './kinds/index.js';
 
 /** A stored object: plain JSON, `metadata` always present, never `kind`/`apiVersion`. */
 export interface StoredObject {
@@ -36,6 +29,12 @@ export interface StoreEvent {
   readonly rv: number;
 }
 
+/** Preconditions of a delete (metav1.Preconditions). */
+export interface Preconditions {
+  readonly resourceVersion?: string | undefined;
+  readonly uid?: string | undefined;
+}
+
 type Listener = (ev: StoreEvent) => void;
 
 function keyOf(namespace: string | undefined, name: string): string {
@@ -46,11 +45,21 @@ function rfc3339(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/** The object without the fields the server owns, for "did anything change?" */
+function content(o: StoredObject): string {
+  const { resourceVersion: _rv, ...meta } = o.metadata;
+  return JSON.stringify({ ...o, metadata: meta });
+}
+
 /**
  * In-memory state with ONE global resourceVersion counter shared by every resource (like
- * etcd's revision). Every upsert and delete bumps it and appends to the resource's event log;
- * `compact` forgets history up to the current RV. Listeners are called synchronously, in RV
- * order, so a watch that replays the log and then subscribes in the same tick misses nothing.
+ * etcd's revision). Every write bumps it and appends to the resource's event log; `compact`
+ * forgets history up to the current RV. Listeners are called synchronously, in RV order, so a
+ * watch that replays the log and then subscribes in the same tick misses nothing.
+ *
+ * Two write paths: `upsert`/`delete` for tests (no checks, stored as given), and
+ * `create`/`update`/`remove` for API requests, which apply the registry's rules (AlreadyExists,
+ * optimistic concurrency on resourceVersion, create-on-update, defaults) and throw ApiError.
  */
 export class ObjectStore {
   #rv = 1;
@@ -60,7 +69,8 @@ export class ObjectStore {
   readonly #listeners = new Set<Listener>();
 
   constructor() {
-    for (const r of Object.keys(RESOURCES) as Resource[]) {
+    for (const k of KINDS) {
+      const r = k.resource as Resource;
       this.#objects.set(r, new Map());
       this.#log.set(r, []);
       this.#compacted.set(r, 0);
@@ -78,35 +88,110 @@ export class ObjectStore {
   }
 
   /**
-   * Creates or replaces an object (keyed by metadata.namespace/name). Sets resourceVersion,
-   * keeps uid and creationTimestamp across updates. Returns the stored copy.
+   * Creates or replaces an object (keyed by metadata.namespace/name) without any check. Sets
+   * resourceVersion, keeps uid and creationTimestamp across updates. Returns the stored copy.
    */
   upsert(resource: Resource, input: object): StoredObject {
-    const obj = structuredClone(input) as Partial<StoredObject> & Record<string, unknown>;
-    delete obj['kind'];
-    delete obj['apiVersion'];
-    const meta = { ...(obj.metadata ?? {}) } as StoredObject['metadata'];
-    if (typeof meta.name !== 'string' || meta.name === '') {
-      throw new Error(`${resource}: metadata.name is required`);
+    const obj = this.#normalize(resource, input);
+    return this.#write(resource, obj, this.#current(resource, obj));
+  }
+
+  /** API create: 409 AlreadyExists if present. Applies the kind's defaults. */
+  create(resource: Resource, input: object): StoredObject {
+    const spec = kindOf(resource);
+    const obj = this.#normalize(resource, input);
+    const prev = this.#current(resource, obj);
+    if (prev) throw alreadyExists(spec, obj.metadata.name);
+    delete (obj.metadata as Record<string, unknown>)['uid'];
+    spec.defaults?.(obj);
+    return this.#write(resource, obj, undefined);
+  }
+
+  /**
+   * API update (PUT, and the end of every PATCH): a given metadata.resourceVersion must be
+   * the stored one (else 409 Conflict); none at all is an unconditional update where the kind
+   * allows it (else 422). A missing object is 404, or created when the kind allows it. An
+   * update that changes nothing keeps the resourceVersion and sends no watch event, as the
+   * real storage layer does.
+   */
+  update(resource: Resource, input: object): { object: StoredObject; created: boolean } {
+    const spec = kindOf(resource);
+    const obj = this.#normalize(resource, input);
+    const name = obj.metadata.name;
+    const prev = this.#current(resource, obj);
+    const rv = obj.metadata.resourceVersion;
+    if (!prev) {
+      if (!spec.allowCreateOnUpdate) throw notFound(spec, name);
+      if (rv !== undefined && rv !== '') throw notFound(spec, name);
+      spec.defaults?.(obj);
+      return { object: this.#write(resource, obj, undefined), created: true };
     }
-    if (RESOURCES[resource].namespaced) meta.namespace = meta.namespace || 'default';
-    else delete meta.namespace;
-    const map = this.#objects.get(resource)!;
-    const key = keyOf(meta.namespace, meta.name);
-    const prev = map.get(key);
-    const rv = ++this.#rv;
-    meta.resourceVersion = String(rv);
-    meta.uid = prev?.metadata.uid ?? meta.uid ?? randomUUID();
-    meta.creationTimestamp = prev?.metadata.creationTimestamp ?? rfc3339(Date.now());
-    const stored = { ...obj, metadata: meta } as StoredObject;
-    map.set(key, stored);
-    this.#emit({ resource, type: prev ? 'MODIFIED' : 'ADDED', object: stored, prev, rv });
-    return structuredClone(stored);
+    if (rv === undefined || rv === '') {
+      if (!spec.allowUnconditionalUpdate) {
+        const field = 'metadata.resourceVersion';
+        throw invalid(
+          spec,
+          name,
+          field,
+          '0x0',
+          'must be specified for an update',
+          'FieldValueInvalid',
+          spec.resource,
+        );
+      }
+    } else if (rv !== prev.metadata.resourceVersion) {
+      throw conflict(spec, name);
+    }
+    const uid = obj.metadata.uid;
+    if (uid !== undefined && uid !== '' && uid !== prev.metadata.uid) {
+      throw conflict(
+        spec,
+        name,
+        `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${prev.metadata.uid}`,
+      );
+    }
+    spec.defaults?.(obj);
+    obj.metadata.uid = prev.metadata.uid;
+    obj.metadata.creationTimestamp = prev.metadata.creationTimestamp;
+    obj.metadata.resourceVersion = prev.metadata.resourceVersion;
+    if (content(obj) === content(prev)) return { object: structuredClone(prev), created: false };
+    return { object: this.#write(resource, obj, prev), created: false };
+  }
+
+  /** API delete: 404 if absent, 409 if a precondition does not hold. Returns the last state. */
+  remove(
+    resource: Resource,
+    namespace: string | undefined,
+    name: string,
+    pre: Preconditions = {},
+  ): StoredObject {
+    const spec = kindOf(resource);
+    const prev = this.get(resource, namespace, name);
+    if (!prev) throw notFound(spec, name);
+    if (pre.uid !== undefined && pre.uid !== prev.metadata.uid) {
+      throw conflict(
+        spec,
+        name,
+        `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${prev.metadata.uid}`,
+      );
+    }
+    if (
+      pre.resourceVersion !== undefined &&
+      pre.resourceVersion !== prev.metadata.resourceVersion
+    ) {
+      throw conflict(
+        spec,
+        name,
+        `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${prev.metadata.resourceVersion}`,
+      );
+    }
+    this.delete(resource, namespace, name);
+    return prev;
   }
 
   /** Deletes an object; the DELETED event carries its last state with the new RV. */
   delete(resource: Resource, namespace: string | undefined, name: string): boolean {
-    const ns = RESOURCES[resource].namespaced ? namespace || 'default' : undefined;
+    const ns = kindOf(resource).namespaced ? namespace || 'default' : undefined;
     const map = this.#objects.get(resource)!;
     const prev = map.get(keyOf(ns, name));
     if (!prev) return false;
@@ -119,7 +204,7 @@ export class ObjectStore {
 
   /** A deep copy of one object, or undefined. */
   get(resource: Resource, namespace: string | undefined, name: string): StoredObject | undefined {
-    const ns = RESOURCES[resource].namespaced ? namespace || 'default' : undefined;
+    const ns = kindOf(resource).namespaced ? namespace || 'default' : undefined;
     const o = this.#objects.get(resource)!.get(keyOf(ns, name));
     return o ? structuredClone(o) : undefined;
   }
@@ -145,6 +230,36 @@ export class ObjectStore {
   subscribe(listener: Listener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** A deep copy without kind/apiVersion, with a name and the namespace the scope asks for. */
+  #normalize(resource: Resource, input: object): StoredObject {
+    const spec: KindSpec = kindOf(resource);
+    const obj = structuredClone(input) as Partial<StoredObject> & Record<string, unknown>;
+    delete obj['kind'];
+    delete obj['apiVersion'];
+    const meta = { ...(obj.metadata ?? {}) } as StoredObject['metadata'];
+    if (typeof meta.name !== 'string' || meta.name === '') {
+      throw new Error(`${resource}: metadata.name is required`);
+    }
+    if (spec.namespaced) meta.namespace = meta.namespace || 'default';
+    else delete meta.namespace;
+    return { ...obj, metadata: meta } as StoredObject;
+  }
+
+  #current(resource: Resource, obj: StoredObject): StoredObject | undefined {
+    return this.#objects.get(resource)!.get(keyOf(obj.metadata.namespace, obj.metadata.name));
+  }
+
+  #write(resource: Resource, obj: StoredObject, prev: StoredObject | undefined): StoredObject {
+    const meta = obj.metadata;
+    const rv = ++this.#rv;
+    meta.resourceVersion = String(rv);
+    meta.uid = prev?.metadata.uid ?? meta.uid ?? randomUUID();
+    meta.creationTimestamp = prev?.metadata.creationTimestamp ?? rfc3339(Date.now());
+    this.#objects.get(resource)!.set(keyOf(meta.namespace, meta.name), obj);
+    this.#emit({ resource, type: prev ? 'MODIFIED' : 'ADDED', object: obj, prev, rv });
+    return structuredClone(obj);
   }
 
   #emit(ev: StoreEvent): void {

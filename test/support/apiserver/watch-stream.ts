@@ -1,4 +1,7 @@
 import type { ServerResponse } from 'node:http';
+import type { FieldSelector } from './field-selector.js';
+import { kindOf } from './kinds/index.js';
+import type { Rendering } from './replies.js';
 import type { LabelSelector } from './selector.js';
 import { statusObject } from './status.js';
 import {
@@ -8,13 +11,18 @@ import {
   type StoreEvent,
   type StoredObject,
 } from './store.js';
+import { toTable } from './table.js';
 
 /** What a watch request asked for. */
 export interface WatchParams {
   readonly resource: Resource;
   readonly namespace: string | undefined;
   readonly selector: LabelSelector;
+  /** metadata.name / metadata.namespace selector (kubectl get NAME -w, kubectl delete --wait). */
+  readonly fields?: FieldSelector;
   readonly bookmarks: boolean;
+  /** Objects as Tables (kubectl get -w asks for `as=Table`); default the objects themselves. */
+  readonly rendering?: Rendering;
 }
 
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -121,9 +129,9 @@ export class WatchStream {
   }
 
   #selected(o: StoredObject): boolean {
-    const { namespace, selector } = this.params;
+    const { namespace, selector, fields } = this.params;
     if (namespace !== undefined && o.metadata.namespace !== namespace) return false;
-    return selector.matches(o.metadata.labels);
+    return selector.matches(o.metadata.labels) && (fields?.matches(o) ?? true);
   }
 
   #dispatch(ev: StoreEvent): void {
@@ -146,6 +154,13 @@ export class WatchStream {
   }
 
   #write(type: EventType, o: StoredObject): void {
+    const rendering = this.params.rendering;
+    if (rendering?.table) {
+      const spec = kindOf(this.params.resource);
+      const table = toTable(spec, [o], o.metadata.resourceVersion, rendering.include);
+      this.writeLine(JSON.stringify({ type, object: table }));
+      return;
+    }
     const { kind, apiVersion } = RESOURCES[this.params.resource];
     this.writeLine(JSON.stringify({ type, object: { kind, apiVersion, ...o } }));
   }
