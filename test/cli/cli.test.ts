@@ -9,6 +9,7 @@ import {
   type GreetedClient,
   type TcpBackend,
 } from '../support/backends.js';
+import { lockFixedAddresses } from '../support/fixed-addresses.js';
 import { manifestsFile, type ManifestsFile } from '../support/manifests.js';
 import { startProxyProcess, type ProxyProcess } from '../support/proxy-process.js';
 
@@ -119,8 +120,11 @@ describe('examples/echo.yaml through the real CLI', () => {
   let proxy: ProxyProcess;
   let file: ManifestsFile;
   const clients: GreetedClient[] = [];
+  let release: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
+    // The tutorial test (test/docs/try-k8s-locally.test.ts) binds the same addresses.
+    release = await lockFixedAddresses();
     backends = await Promise.all(
       [11, 12, 13, 14, 15].map((n) => startTcpBackend(`127.0.0.${n}`, 9000)),
     );
@@ -133,13 +137,14 @@ describe('examples/echo.yaml through the real CLI', () => {
       15_000,
       '127.0.0.1:9901',
     );
-  });
+  }, 150_000);
 
   afterAll(async () => {
     clients.forEach((c) => c.socket.destroy());
     await proxy?.stop();
     await Promise.all(backends.map((b) => b.close()));
     await file?.remove();
+    await release?.();
   });
 
   const open = async (n: number) => {
