@@ -46,7 +46,7 @@ ${endpoints.map((a) => `  - addresses: [${a}]\n    conditions: { ready: true, se
 /** An h2c backend answering every request with its address. */
 async function h2Backend(host: string): Promise<http2.Http2Server> {
   const server = http2.createServer();
-  server.on('stream', (stream) => {
+  server.on('stream', (stream: http2.ServerHttp2Stream) => {
     stream.respond({ ':status': 200 });
     stream.end(`${host}:9000`);
   });
