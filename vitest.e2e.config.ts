@@ -4,7 +4,8 @@ import { defineConfig } from 'vitest/config';
 // every file builds its own namespaces and runs its own proxy.
 export default defineConfig({
   test: {
-    globalSetup: ['vitest.global-setup.ts'],
+    // Prerequisites first: without root, iptables or iproute2, stop before building anything.
+    globalSetup: ['test/e2e/prerequisites.ts', 'vitest.global-setup.ts'],
     include: ['test/e2e/**/*.test.ts'],
     fileParallelism: false,
     testTimeout: 120_000,
