@@ -1,12 +1,18 @@
 import { execFile, spawnSync } from 'node:child_process';
 
 /**
- * The real kubectl CLI, found on PATH (CI installs it: .ci/run). `undefined` when absent: the
- * kubectl suites then skip with a title that says so, and .ci/run refuses to run without it.
+ * The real kubectl CLI, found on PATH. `undefined` when absent: the kubectl suites then skip with
+ * a title that says so. .ci/run refuses to run without it and sets KLP_REQUIRE_KUBECTL=1, which
+ * turns the skip into a failure.
  */
 export const KUBECTL: string | undefined = (() => {
   const r = spawnSync('kubectl', ['version', '--client', '-o', 'json'], { encoding: 'utf8' });
-  return r.status === 0 ? 'kubectl' : undefined;
+  if (r.status === 0) return 'kubectl';
+  // .ci/run sets this: in CI a missing kubectl is a failure, not a skip.
+  if (process.env['KLP_REQUIRE_KUBECTL'] === '1') {
+    throw new Error('KLP_REQUIRE_KUBECTL=1 but kubectl is not on PATH (install kubectl 1.32+)');
+  }
+  return undefined;
 })();
 
 /** What one kubectl run printed. */
