@@ -2,6 +2,10 @@
  * The stand-in's write path and the documents kubectl reads: Leases with optimistic
  * concurrency, create/replace/patch/delete with the real Status bodies, discovery, tables.
  */
+import * as k8s from '@kubernetes/client-node';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   applyJsonPatch,
@@ -11,6 +15,7 @@ import {
   kindOf,
   PatchError,
 } from '../support/apiserver/index.js';
+import { microTime } from '../support/apiserver/kinds/lease.js';
 
 let api: FakeApiServer | undefined;
 afterEach(async () => {
@@ -365,5 +370,60 @@ describe('patch semantics (pure)', () => {
     expect(() =>
       applyJsonPatch(doc, [{ op: 'test', path: '/endpoints/0/conditions/ready', value: false }]),
     ).toThrow(PatchError);
+  });
+});
+
+describe('Lease MicroTime', () => {
+  it.each([
+    ['2026-01-01T00:00:00Z', '2026-01-01T00:00:00.000000Z'],
+    ['2026-01-01T00:00:00.5Z', '2026-01-01T00:00:00.500000Z'],
+    ['2026-01-01T00:00:00.123456789Z', '2026-01-01T00:00:00.123456Z'],
+    ['2026-01-01T02:00:00.25+02:00', '2026-01-01T00:00:00.250000Z'],
+  ])('%s is stored as %s', (input, stored) => {
+    expect(microTime(input, 'spec.renewTime')).toBe(stored);
+  });
+
+  it.each(['yesterday', '2026-01-01', 1700000000])('%j is a 400', (input) => {
+    expect(() => microTime(input, 'spec.renewTime')).toThrow(/not an RFC 3339 time/);
+  });
+});
+
+describe('Leases through client-node (what leader election calls)', () => {
+  it('read 404, create, replace with the read RV, a stale replace throws ApiException 409', async () => {
+    api = await FakeApiServer.start();
+    const dir = await mkdtemp(join(tmpdir(), 'klp-lease-'));
+    try {
+      const kc = new k8s.KubeConfig();
+      kc.loadFromFile(await api.writeKubeconfig(join(dir, 'kc.yaml')));
+      const coord = kc.makeApiClient(k8s.CoordinationV1Api);
+      const ns = 'kube-system';
+      const name = 'kube-lc-proxy-view';
+      const codeOf = (err: unknown): number | undefined => (err as { code?: number }).code;
+      await expect(coord.readNamespacedLease({ name, namespace: ns })).rejects.toSatisfy(
+        (err) => codeOf(err) === 404,
+      );
+      const body = (holder: string, resourceVersion?: string): k8s.V1Lease => ({
+        metadata: { name, namespace: ns, ...(resourceVersion ? { resourceVersion } : {}) },
+        spec: { holderIdentity: holder, leaseDurationSeconds: 15, renewTime: new Date() },
+      });
+      const created = await coord.createNamespacedLease({ namespace: ns, body: body('node-a') });
+      const rv = created.metadata?.resourceVersion;
+      expect(rv).toMatch(/^\d+$/);
+      const read = await coord.readNamespacedLease({ name, namespace: ns });
+      expect(read.spec?.holderIdentity).toBe('node-a');
+      // MicroTime, as the apiserver stores it (client-node hands it over as the wire string).
+      expect(String(read.spec?.renewTime)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+      const taken = await coord.replaceNamespacedLease({
+        name,
+        namespace: ns,
+        body: body('node-b', rv),
+      });
+      expect(taken.spec?.holderIdentity).toBe('node-b');
+      await expect(
+        coord.replaceNamespacedLease({ name, namespace: ns, body: body('node-c', rv) }),
+      ).rejects.toSatisfy((err) => codeOf(err) === 409);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,6 @@
 /** `npm run test:e2e` says in one line what is missing (test/e2e/prerequisites.ts). */
 import { spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { missingPrerequisites, type Probes } from '../e2e/prerequisites.js';
 
@@ -51,7 +52,6 @@ describe('e2e prerequisites', () => {
 
 describe('the stand-in API server stays out of what ships', () => {
   it('package.json files and the Dockerfile COPY lines leave test/ out; npm run apiserver points into test/', async () => {
-    const { readFile } = await import('node:fs/promises');
     const pkg = JSON.parse(await readFile('package.json', 'utf8')) as {
       files: string[];
       scripts: Record<string, string>;

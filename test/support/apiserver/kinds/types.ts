@@ -25,7 +25,10 @@ export interface KindSpec {
   readonly allowUnconditionalUpdate: boolean;
   /** DELETE answers with the deleted object (`ReturnDeletedObject`), else with a Status. */
   readonly returnDeletedObject: boolean;
-  /** Fills in the defaults the real registry sets on create and update; mutates `obj`. */
+  /**
+   * Fills in the defaults the real registry sets on create and update, and normalizes what
+   * decoding normalizes; mutates `obj`. May throw ApiError (400) for a value decoding rejects.
+   */
   readonly defaults?: (obj: Record<string, unknown>) => void;
   /** The columns `kubectl get` shows (server-side printing, `as=Table`). */
   readonly table: TableSpec;
