@@ -427,3 +427,21 @@ describe('Leases through client-node (what leader election calls)', () => {
     }
   });
 });
+
+describe('Service status is a subresource', () => {
+  it('is dropped on create and kept on replace and patch of the Service', async () => {
+    api = await FakeApiServer.start();
+    const SVC = '/api/v1/namespaces/default/services';
+    const status = { loadBalancer: { ingress: [{ ip: '192.0.2.1' }] } };
+    const made = await call('POST', SVC, {
+      metadata: { name: 'lb' },
+      spec: { type: 'LoadBalancer', clusterIP: '127.0.0.61', ports: [{ port: 80 }] },
+      status,
+    });
+    expect(made.body['status']).toEqual({ loadBalancer: {} });
+    api.upsert('services', { ...made.body, status });
+    const got = await call('GET', `${SVC}/lb`);
+    const put = await call('PUT', `${SVC}/lb`, { ...got.body, status: { loadBalancer: {} } });
+    expect(put.body['status']).toEqual(status);
+  });
+});

@@ -1,10 +1,16 @@
 /**
- * Stand-in Kubernetes API server for tests: see `FakeApiServer`. Typical use:
+ * Stand-in Kubernetes API server for tests and local trials: see `FakeApiServer`. Typical use:
  *
  *   const api = await FakeApiServer.start();            // { tls: true, token } for HTTPS
- *   const kubeconfig = await api.writeKubeconfig(file);  // point the daemon at it
+ *   const kubeconfig = await api.writeKubeconfig(file);  // point the daemon or kubectl at it
  *   api.upsert('services', svc); api.delete('services', 'default', 'web');
  *   await api.stop({ outage: 'reset' }); await api.restart(); await api.close();
+ *
+ * Over HTTP it serves what client-node informers and kubectl use: discovery, /version, an
+ * OpenAPI v3 index, get/list/watch (JSON or Table), create, replace, patch and delete with the
+ * registry's rules. The served resources are the KindSpecs in `kinds/` (Services,
+ * EndpointSlices, Leases, Nodes read by name); adding one is a new KindSpec. Run it on its own
+ * with `npm run apiserver -- --kubeconfig FILE` (cli.ts).
  */
 export { FakeApiServer } from './server.js';
 export type { FakeApiServerOptions, Faults, OutageMode, RequestLogEntry } from './server.js';

@@ -103,6 +103,7 @@ export class ObjectStore {
     const prev = this.#current(resource, obj);
     if (prev) throw alreadyExists(spec, obj.metadata.name);
     delete (obj.metadata as Record<string, unknown>)['uid'];
+    if (spec.statusSubresource) delete obj['status'];
     spec.defaults?.(obj);
     return this.#write(resource, obj, undefined);
   }
@@ -123,6 +124,7 @@ export class ObjectStore {
     if (!prev) {
       if (!spec.allowCreateOnUpdate) throw notFound(spec, name);
       if (rv !== undefined && rv !== '') throw notFound(spec, name);
+      if (spec.statusSubresource) delete obj['status'];
       spec.defaults?.(obj);
       return { object: this.#write(resource, obj, undefined), created: true };
     }
@@ -149,6 +151,10 @@ export class ObjectStore {
         name,
         `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${prev.metadata.uid}`,
       );
+    }
+    if (spec.statusSubresource) {
+      if (prev['status'] === undefined) delete obj['status'];
+      else obj['status'] = structuredClone(prev['status']);
     }
     spec.defaults?.(obj);
     obj.metadata.uid = prev.metadata.uid;

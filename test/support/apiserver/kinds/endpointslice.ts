@@ -61,6 +61,7 @@ export const ENDPOINT_SLICE: KindSpec = {
   verbs: ALL_VERBS,
   allowCreateOnUpdate: false,
   allowUnconditionalUpdate: true,
+  statusSubresource: false,
   returnDeletedObject: false,
   defaults,
   table: {

@@ -53,6 +53,7 @@ export const LEASE: KindSpec = {
   verbs: ALL_VERBS,
   allowCreateOnUpdate: true,
   allowUnconditionalUpdate: false,
+  statusSubresource: false,
   returnDeletedObject: false,
   defaults,
   table: {

@@ -23,6 +23,7 @@ export const NODE: KindSpec = {
   verbs: ['get'],
   allowCreateOnUpdate: false,
   allowUnconditionalUpdate: true,
+  statusSubresource: true,
   returnDeletedObject: false,
   table: {
     columns: [NAME_COLUMN, AGE_COLUMN],

@@ -83,9 +83,10 @@ export const SERVICE: KindSpec = {
   namespaced: true,
   singular: 'service',
   shortNames: ['svc'],
-  verbs: ALL_VERBS.filter((v) => v !== 'deletecollection'),
+  verbs: ALL_VERBS,
   allowCreateOnUpdate: false,
   allowUnconditionalUpdate: true,
+  statusSubresource: true,
   returnDeletedObject: true,
   defaults,
   table: {

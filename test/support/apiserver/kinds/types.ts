@@ -26,6 +26,11 @@ export interface KindSpec {
   /** DELETE answers with the deleted object (`ReturnDeletedObject`), else with a Status. */
   readonly returnDeletedObject: boolean;
   /**
+   * `status` is a subresource: the registry drops it on create and keeps the stored one on
+   * update and patch of the main resource (tests can still set it with `upsert`).
+   */
+  readonly statusSubresource: boolean;
+  /**
    * Fills in the defaults the real registry sets on create and update, and normalizes what
    * decoding normalizes; mutates `obj`. May throw ApiError (400) for a value decoding rejects.
    */
@@ -45,8 +50,7 @@ export interface KindSpec {
 }
 
 /** The verbs of the API (discovery names). */
-export type Verb =
-  'create' | 'delete' | 'deletecollection' | 'get' | 'list' | 'patch' | 'update' | 'watch';
+export type Verb = 'create' | 'delete' | 'get' | 'list' | 'patch' | 'update' | 'watch';
 
 /** One printed column: metav1.TableColumnDefinition without `description`'s prose. */
 export interface Column {
@@ -79,11 +83,13 @@ export function qualifiedResource(spec: Pick<KindSpec, 'group' | 'resource'>): s
   return spec.group === '' ? spec.resource : `${spec.resource}.${spec.group}`;
 }
 
-/** Every verb of a full CRUD + watch resource. */
+/**
+ * Every verb the stand-in serves for a full resource. `deletecollection` is not one of them
+ * (DELETE on a collection is 405), so discovery does not claim it.
+ */
 export const ALL_VERBS: readonly Verb[] = [
   'create',
   'delete',
-  'deletecollection',
   'get',
   'list',
   'patch',
