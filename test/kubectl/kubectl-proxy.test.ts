@@ -79,15 +79,22 @@ async function h2Client(): Promise<Client> {
   return client;
 }
 
+/** How long each wait took, from the kubectl command's exit: reported, never asserted. */
+const waited: string[] = [];
+
 async function until<T>(
   what: string,
   probe: () => Promise<T | undefined>,
   ms = 10_000,
 ): Promise<T> {
-  const deadline = Date.now() + ms;
+  const start = Date.now();
+  const deadline = start + ms;
   for (;;) {
     const v = await probe();
-    if (v !== undefined) return v;
+    if (v !== undefined) {
+      waited.push(`${what}: ${Date.now() - start} ms`);
+      return v;
+    }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -125,6 +132,7 @@ describe.skipIf(KUBECTL === undefined)(TITLE, () => {
   });
 
   afterAll(async () => {
+    console.log(`kubectl suite, proxy followed after: ${waited.join('; ')}`);
     for (const c of clients) c.session.destroy();
     await proxy?.stop();
     await Promise.all(backends.map((b) => new Promise((r) => b.close(r))));
