@@ -1,6 +1,5 @@
 /** `npm run test:e2e` says in one line what is missing (test/e2e/prerequisites.ts). */
 import { spawnSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { missingPrerequisites, type Probes } from '../e2e/prerequisites.js';
 
@@ -47,21 +46,5 @@ describe('e2e prerequisites', () => {
     expect(lines[0]).toContain(
       'missing iptables (iptables-restore not found), iproute2 (ip not found), sysctl (sysctl not found): install with "apt-get install iptables iproute2 procps"',
     );
-  });
-});
-
-describe('the stand-in API server stays out of what ships', () => {
-  it('package.json files and the Dockerfile COPY lines leave test/ out; npm run apiserver points into test/', async () => {
-    const pkg = JSON.parse(await readFile('package.json', 'utf8')) as {
-      files: string[];
-      scripts: Record<string, string>;
-    };
-    expect(pkg.files.some((f) => f.startsWith('test'))).toBe(false);
-    expect(pkg.scripts['apiserver']).toBe('node test/support/apiserver/cli.ts');
-    const dockerfile = await readFile('Dockerfile', 'utf8');
-    const copies = dockerfile.split('\n').filter((l) => /^COPY\s/.test(l));
-    expect(copies.length).toBeGreaterThan(0);
-    expect(copies.some((l) => /\btest\b/.test(l))).toBe(false);
-    expect(await readFile('.dockerignore', 'utf8')).toMatch(/^test\/$/m);
   });
 });
