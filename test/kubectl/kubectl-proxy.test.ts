@@ -163,7 +163,8 @@ describe.skipIf(KUBECTL === undefined)(TITLE, () => {
         ? eps
         : undefined;
     });
-    const first = await Promise.all([1, 2, 3, 4].map(() => h2Client()));
+    const first: Client[] = [];
+    for (let i = 0; i < 4; i++) first.push(await h2Client());
     clients.push(...first);
     expect(tally(first)).toEqual({ '127.0.12.11:9000': 2, '127.0.12.12:9000': 2 });
 
@@ -222,15 +223,21 @@ describe.skipIf(KUBECTL === undefined)(TITLE, () => {
     await until('the Service to leave the proxy', async () =>
       (await endpointsOf()) === undefined ? true : undefined,
     );
-    const refused = await new Promise<string>((resolve) => {
-      const s = connect(8080, CLUSTER_IP);
-      s.on('connect', () => {
-        s.destroy();
-        resolve('connected');
+    const dial = (): Promise<string> =>
+      new Promise<string>((resolve) => {
+        const sock = connect(8080, CLUSTER_IP);
+        sock.on('connect', () => {
+          sock.destroy();
+          resolve('connected');
+        });
+        sock.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
       });
-      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-    });
-    expect(refused).toBe('ECONNREFUSED');
+    // The listener closes right after the table drops the Service: wait for the refusal.
+    expect(
+      await until('the listener on the ClusterIP to close', async () =>
+        (await dial()) === 'ECONNREFUSED' ? 'ECONNREFUSED' : undefined,
+      ),
+    ).toBe('ECONNREFUSED');
 
     expect(await kubectlOk(env, ['label', ...objects, `${LABEL}=kube-lc-proxy`])).toContain(
       'service/echo12 labeled',
