@@ -59,7 +59,7 @@ describe.skipIf(KUBECTL === undefined)(
     let release: (() => Promise<void>) | undefined;
     let cacheDir: string;
     const jobs: ChildProcess[] = [];
-    const followed: { command: string; ms: number }[] = [];
+    const followed: { ms: number; attempts: number }[] = [];
 
     beforeAll(async () => {
       release = await lockFixedAddresses();
@@ -85,7 +85,7 @@ describe.skipIf(KUBECTL === undefined)(
       await release?.();
       if (followed.length > 0) {
         console.log(
-          `tutorial: status matched after ${followed.map((f) => `${f.ms} ms`).join(', ')}`,
+          `tutorial: status matched after ${followed.map((f) => `${f.ms} ms (attempt ${f.attempts})`).join(', ')}`,
         );
       }
     });
@@ -127,7 +127,9 @@ describe.skipIf(KUBECTL === undefined)(
         }
         const start = Date.now();
         const deadline = start + 15_000;
+        let attempts = 0;
         for (;;) {
+          attempts++;
           const r = await sh(step.command, env);
           const ok =
             r.code === 0 &&
@@ -142,7 +144,7 @@ describe.skipIf(KUBECTL === undefined)(
           await new Promise((res) => setTimeout(res, 100));
         }
         if (step.command.includes('kube-lc-proxy status') && !afterJob) {
-          followed.push({ command: step.command, ms: Date.now() - start });
+          followed.push({ ms: Date.now() - start, attempts });
         }
         afterJob = false;
       }
