@@ -7,6 +7,7 @@ import {
   parseHostPort,
   parseInteger,
   parseNumber,
+  parsePortRange,
   parseRate,
   parseShare,
   parseSource,
@@ -33,6 +34,8 @@ export interface RunArgs {
   readonly 'drain-max-concurrent': string;
   readonly 'drain-rate': string;
   readonly 'rebalance-threshold': string;
+  readonly 'proxy-port-range'?: string | undefined;
+  readonly 'set-tcp-migrate-req'?: boolean | undefined;
 }
 
 /** A parsed, validated `run` configuration. */
@@ -101,6 +104,11 @@ export function parseRunConfig(args: RunArgs): RunConfig {
       drainMaxConcurrent: parseShare('--drain-max-concurrent', args['drain-max-concurrent']),
       drainRatePerSec: parseRate('--drain-rate', args['drain-rate']),
       rebalanceThreshold,
+      proxyPortRange: parsePortRange(
+        '--proxy-port-range',
+        args['proxy-port-range'] ?? '61000-65535',
+      ),
+      setTcpMigrateReq: args['set-tcp-migrate-req'] ?? true,
     },
   };
 }

@@ -114,6 +114,18 @@ function runOptions(y: Argv): Argv<RunArgs> {
       describe:
         'At most this many drains start per second per Service port (0 = no limit). Drains of leaving endpoints bypass both limits',
     })
+    .option('proxy-port-range', {
+      type: 'string',
+      default: '61000-65535',
+      describe:
+        'FIRST-LAST: ports for new listeners with --intercept iptables (a Service port keeps its port across restarts; ports of the rules in place are adopted). Keep it outside the ephemeral range (net.ipv4.ip_local_port_range) and the NodePort range; non-redirected connections to it are dropped',
+    })
+    .option('set-tcp-migrate-req', {
+      type: 'boolean',
+      default: true,
+      describe:
+        'Set net.ipv4.tcp_migrate_req=1 at start, so connections queued on a closing listener move to the new process during an upgrade; --no-set-tcp-migrate-req leaves the sysctl as it is',
+    })
     .option('rebalance-threshold', {
       type: 'string',
       default: '1.2',

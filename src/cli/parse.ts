@@ -109,3 +109,22 @@ export function parseSource(flag: string, value: unknown): SourceSpec {
     return { kind: 'file', path: text.slice('file:'.length) };
   throw new ConfigError(flag, `expected k8s or file:PATH, got ${JSON.stringify(value)}`);
 }
+
+/**
+ * A port range `FIRST-LAST` (inclusive, 1..65535, FIRST <= LAST), as kube-proxy's
+ * `--proxy-port-range` writes it. A single port `N` is the range N-N.
+ */
+export function parsePortRange(flag: string, value: unknown): { first: number; last: number } {
+  const text = String(value).trim();
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+  if (m === null)
+    throw new ConfigError(
+      flag,
+      `expected a port range like 61000-65535, got ${JSON.stringify(value)}`,
+    );
+  const first = Number(m[1]);
+  const last = m[2] === undefined ? first : Number(m[2]);
+  if (first < 1 || last > 65535 || first > last)
+    throw new ConfigError(flag, `ports must be 1..65535 and FIRST <= LAST, got ${text}`);
+  return { first, last };
+}

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { describe } from '../errors.js';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import type { Histogram } from 'prom-client';
@@ -12,7 +13,11 @@ import { ServiceTableBuilder } from '../servicetable/builder.js';
 import type { ServiceTable } from '../servicetable/types.js';
 import type { K8sSourceStats } from '../source/k8s/stats.js';
 import type { Source } from '../source/types.js';
-import type { IptablesOptions } from '../iptables/apply.js';
+import { saveNat, syncFirewall, type IptablesOptions } from '../iptables/apply.js';
+import { adoptRedirects } from '../iptables/adopt.js';
+import type { Connection as ProxiedConnection, FaultPoint } from '../proxy/connection.js';
+import { DEFAULT_PROXY_PORT_RANGE, type PortRange } from '../proxy/port-allocator.js';
+import { enableTcpMigrateReq, type SysctlOutcome } from './sysctl.js';
 import { IptablesSync } from './iptables-sync.js';
 import { DrainController, type DrainConfig } from './drain-controller.js';
 import { TableSink } from './table-sink.js';
@@ -31,6 +36,13 @@ export interface DaemonConfig extends DrainConfig {
   readonly slowStartWindowMs: number;
   /** Shortest time between two iptables syncs (intercept `iptables`). */
   readonly syncMinIntervalMs: number;
+  /** Where new listener ports come from (intercept `iptables`). Default 61000-65535. */
+  readonly proxyPortRange?: PortRange;
+  /**
+   * Set `net.ipv4.tcp_migrate_req=1` at start (see sysctl.ts). Default false for library use;
+   * `run` sets it unless `--no-set-tcp-migrate-req`.
+   */
+  readonly setTcpMigrateReq?: boolean;
 }
 
 export const DEFAULT_DAEMON_CONFIG: DaemonConfig = {
@@ -83,7 +95,20 @@ export interface DaemonDeps {
   readonly defaultMetrics?: boolean;
   /** iptables binaries and spawn (intercept `iptables`); tests run them in a namespace. */
   readonly iptables?: Partial<IptablesOptions>;
+  /**
+   * Test seam, never set by the CLI: called at the start of every guarded connection event
+   * handler; a throw from it is a fault in that handler (see ServicePortProxyOptions).
+   */
+  readonly faultHook?: (conn: ProxiedConnection | undefined, point: FaultPoint) => void;
+  /** Where tcp_migrate_req lives; tests point it elsewhere. */
+  readonly sysctlPath?: string;
 }
+
+/**
+ * How long clients of listeners adopted at start are held while the first service table is
+ * awaited; after that they are turned away like clients of a Service port without endpoints.
+ */
+const ADOPT_HOLD_MS = 10_000;
 
 /**
  * The proxy daemon, wired but not started: constructing it binds nothing, so tests can build one
@@ -103,9 +128,15 @@ export class Daemon {
   #metricsServer: MetricsServer | undefined;
   #table: ServiceTable | undefined;
   #stopping: Promise<void> | undefined;
+  readonly #deps: DaemonDeps;
+  #loggedReady = false;
+  #firstApplied = false;
+  /** The state of net.ipv4.tcp_migrate_req after start. */
+  tcpMigrateReq: SysctlOutcome | undefined;
 
   constructor(config: DaemonConfig, deps: DaemonDeps) {
     this.config = config;
+    this.#deps = deps;
     this.logger = deps.logger;
     this.source = deps.source;
     const now = deps.now ?? Date.now;
@@ -138,6 +169,8 @@ export class Daemon {
           }
         : undefined,
       onListenersChanged: () => this.iptables?.requestSync(),
+      portRange: config.proxyPortRange ?? DEFAULT_PROXY_PORT_RANGE,
+      ...(deps.faultHook !== undefined ? { faultHook: deps.faultHook } : {}),
       onEndpointChanges: (owner, changes) => drains.endpointChanges(owner, changes),
       observer: {
         established: () => {},
@@ -159,7 +192,11 @@ export class Daemon {
             logger: deps.logger,
             iptables: deps.iptables,
             minIntervalMs: config.syncMinIntervalMs,
-            onSync: (r) => this.metrics.syncDuration.observe(r.durationSeconds),
+            portRange: config.proxyPortRange ?? DEFAULT_PROXY_PORT_RANGE,
+            onSync: (r) => {
+              this.metrics.syncDuration.observe(r.durationSeconds);
+              if (r.ok) this.#checkReady();
+            },
           })
         : undefined;
     this.sink = new TableSink({
@@ -187,6 +224,8 @@ export class Daemon {
           }
         },
         listenFailures: () => proxier.listenFailures.entries(),
+        connectionFaults: () => proxier.faults.entries(),
+        tcpMigrateReq: () => this.tcpMigrateReq?.enabled,
         iptables: this.iptables?.stats,
         k8s:
           source.kind === 'k8s'
@@ -197,9 +236,27 @@ export class Daemon {
     );
   }
 
-  /** Ready once the first full table is applied, until shutdown starts. */
+  /**
+   * Ready once the first full table is applied (its listeners bound or being retried) and, with
+   * intercept `iptables`, the rules have been synced after it; until shutdown starts. During an
+   * upgrade this is what lets the old process go: by then this one listens on every port.
+   */
   get ready(): boolean {
-    return this.sink.ready && this.#stopping === undefined;
+    return (
+      this.sink.ready &&
+      this.#stopping === undefined &&
+      (this.iptables === undefined || this.iptables.synced)
+    );
+  }
+
+  /** Logs `ready` the first time the daemon is ready (a new process next to an old one). */
+  #checkReady(): void {
+    if (this.#loggedReady || !this.ready) return;
+    this.#loggedReady = true;
+    this.logger.info(
+      { servicePorts: this.#table?.ports.size ?? 0, unbound: this.proxier.unbound },
+      'ready',
+    );
   }
 
   state(): DebugState {
@@ -214,6 +271,13 @@ export class Daemon {
    */
   async start(): Promise<{ metrics: AddressInfo | undefined }> {
     let metrics: AddressInfo | undefined;
+    // Stop then start: the rules of the previous process still redirect here. Listen on their
+    // ports first, before anything else, so the window in which clients are refused ends now.
+    if (this.iptables !== undefined) await this.#adoptListeners();
+    this.tcpMigrateReq = await enableTcpMigrateReq(this.logger, {
+      set: this.config.setTcpMigrateReq ?? false,
+      ...(this.#deps.sysctlPath !== undefined ? { path: this.#deps.sysctlPath } : {}),
+    });
     const addr = this.config.metricsAddress;
     if (addr !== undefined) {
       this.#metricsServer = new MetricsServer({
@@ -226,13 +290,49 @@ export class Daemon {
       this.logger.info({ address: `${metrics.address}:${metrics.port}` }, 'metrics listening');
     }
     try {
+      if (this.iptables !== undefined) await this.#syncFirewall();
       await this.source.start(this.sink);
     } catch (err) {
       await this.#metricsServer?.close();
+      await this.proxier.stopListening();
       throw err;
     }
     this.drains.start();
     return { metrics };
+  }
+
+  /**
+   * Reads the REDIRECT rules a previous process left and binds their ports. A failure to read
+   * them is logged and not fatal: the first sync then chooses ports as on a fresh node.
+   */
+  async #adoptListeners(): Promise<void> {
+    const ipt: IptablesOptions = { logger: this.logger, ...this.#deps.iptables };
+    let adopted;
+    try {
+      adopted = adoptRedirects(await saveNat(ipt));
+    } catch (err) {
+      this.logger.warn({ err: describe(err) }, 'cannot read the rules in place; adopting no ports');
+      return;
+    }
+    await this.proxier.adopt(adopted, ADOPT_HOLD_MS);
+  }
+
+  /**
+   * Closes the port range to connections that were not redirected before any new listener
+   * binds (the full sync after the first table rewrites it). A failure is logged; the syncer
+   * retries it with the rest.
+   */
+  async #syncFirewall(): Promise<void> {
+    const ipt: IptablesOptions = { logger: this.logger, ...this.#deps.iptables };
+    try {
+      await syncFirewall(
+        ipt,
+        this.config.proxyPortRange ?? DEFAULT_PROXY_PORT_RANGE,
+        this.proxier.listenerPorts(),
+      );
+    } catch (err) {
+      this.logger.error({ err: describe(err) }, 'cannot install the firewall chain; will retry');
+    }
   }
 
   /** Resolves once every table handed over so far is applied. */
@@ -256,19 +356,25 @@ export class Daemon {
 
   async #shutdown(): Promise<void> {
     const log = this.logger;
-    await this.source.stop();
-    // The REDIRECT rules stay: a restarted proxy rewrites them, and `cleanup` removes them.
-    await this.iptables?.stop();
+    // Listeners first: from here the kernel sends every new connection to the other process
+    // listening on the same ports (an upgrade), and tcp_migrate_req moves the ones queued here.
     await this.proxier.stopListening();
     this.drains.stop();
     const open = this.proxier.connectionCount;
-    // h2c connections get GOAWAY and close when their streams end; the others are closed at
-    // the grace deadline unless they end before.
+    // h2c connections get GOAWAY at once, so their clients reconnect (to the new process in an
+    // upgrade) and they close when their streams end; the others are closed at the grace
+    // deadline unless they end before. Nothing is reset here: streams run to their end.
     const draining = this.drains.shutdown(this.config.shutdownGraceMs);
     log.info(
       { openConnections: open, draining, graceMs: this.config.shutdownGraceMs },
       'stopped accepting; draining open connections',
     );
+    // The metrics port too, so the kubelet's probes of the new pod reach the new process (the
+    // kubelet stops liveness probes of a pod being deleted, so this one is not restarted).
+    await this.#metricsServer?.close();
+    await this.source.stop();
+    // The rules stay: the next process adopts their ports, and `cleanup` removes them.
+    await this.iptables?.stop();
     const deadline = Date.now() + this.config.shutdownGraceMs;
     while (this.proxier.connectionCount > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
@@ -278,7 +384,6 @@ export class Daemon {
       log.warn({ openConnections: left }, 'shutdown grace over; closing the connections left');
       this.proxier.destroyAll();
     }
-    await this.#metricsServer?.close();
     log.info('stopped');
   }
 
@@ -288,6 +393,12 @@ export class Daemon {
       { version: table.version, servicePorts: table.ports.size },
       'service table applied',
     );
+    const first = !this.#firstApplied;
     await this.proxier.apply(table);
+    this.#firstApplied = true;
+    // The first table may change no listener (none adopted, none new): sync anyway, since
+    // readiness waits for a sync after it.
+    if (first) this.iptables?.requestSync();
+    this.#checkReady();
   }
 }

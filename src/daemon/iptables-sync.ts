@@ -1,5 +1,6 @@
 import { describe } from '../errors.js';
-import { syncServiceRules, type IptablesOptions } from '../iptables/apply.js';
+import { syncFirewall, syncServiceRules, type IptablesOptions } from '../iptables/apply.js';
+import type { FirewallRange } from '../iptables/firewall.js';
 import { Syncer, type SyncReport } from '../iptables/syncer.js';
 import type { Logger } from '../log.js';
 import type { Proxier } from '../proxy/proxier.js';
@@ -24,12 +25,15 @@ export class IptablesSync {
   readonly #syncer: Syncer;
   readonly #log: Logger;
   readonly #loggedSkips = new Set<string>();
+  #okSyncs = 0;
 
   constructor(opts: {
     proxier: Proxier;
     logger: Logger;
     iptables?: Partial<IptablesOptions>;
     minIntervalMs: number;
+    /** The listener port range the firewall chain covers (see iptables/firewall.ts). */
+    portRange: FirewallRange;
     /** Periodic resync. Default 60 s. */
     resyncIntervalMs?: number;
     onSync?: (report: SyncReport) => void;
@@ -40,6 +44,8 @@ export class IptablesSync {
       minIntervalMs: opts.minIntervalMs,
       maxIntervalMs: opts.resyncIntervalMs ?? 60_000,
       sync: async () => {
+        // Firewall first: a port is never redirected to before it is closed to the outside.
+        await syncFirewall(ipt, opts.portRange, opts.proxier.listenerPorts());
         const result = await syncServiceRules(ipt, opts.proxier.bindings());
         this.stats.skipped.clear();
         for (const s of result.skipped) {
@@ -58,6 +64,7 @@ export class IptablesSync {
       onSync: (r) => {
         this.stats.syncs++;
         if (r.ok) {
+          this.#okSyncs++;
           this.stats.rules = r.rules;
           this.#log.info(
             { rules: r.rules, seconds: Math.round(r.durationSeconds * 1000) / 1000 },
@@ -73,6 +80,11 @@ export class IptablesSync {
         opts.onSync?.(r);
       },
     });
+  }
+
+  /** True once a sync has succeeded: the rules match the listeners bound by then. */
+  get synced(): boolean {
+    return this.#okSyncs > 0;
   }
 
   requestSync(): void {

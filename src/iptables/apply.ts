@@ -10,6 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { IptablesError } from '../errors.js';
 import { planCleanup, planSync } from './plan.js';
+import { planFirewallCleanup, planFirewallSync, type FirewallRange } from './firewall.js';
 import { selectRules, type RedirectRule, type SkippedRule } from './render.js';
 
 /** The parts of a child process this module uses; `node:child_process` `spawn` returns more. */
@@ -183,13 +184,31 @@ export class IptablesCommandError extends IptablesError {
 
 /** `iptables-save -t nat`: the nat table as text. Read only; throws `IptablesCommandError`. */
 export async function saveNat(opts: IptablesOptions): Promise<string> {
+  return saveTable(opts, 'nat');
+}
+
+/** `iptables-save -t <table>`. Read only; throws `IptablesCommandError`. */
+export async function saveTable(opts: IptablesOptions, table: 'nat' | 'filter'): Promise<string> {
   const { stdout } = await run(
     opts,
     opts.iptablesSave ?? 'iptables-save',
-    ['-t', 'nat'],
+    ['-t', table],
     undefined,
   );
   return stdout;
+}
+
+/**
+ * One full sync of the filter chain `KUBE-LC-FIREWALL` (firewall.ts): non-redirected connections
+ * to the port range and to `listenerPorts` outside it are dropped. Throws `IptablesCommandError`.
+ */
+export async function syncFirewall(
+  opts: IptablesOptions,
+  range: FirewallRange,
+  listenerPorts: Iterable<number>,
+): Promise<void> {
+  const current = await saveTable(opts, 'filter');
+  await restoreNoflush(opts, planFirewallSync(current, range, listenerPorts));
 }
 
 /**
@@ -234,11 +253,15 @@ export async function syncServiceRules(
 export async function cleanup(opts: IptablesOptions): Promise<boolean> {
   const current = await saveNat(opts);
   const text = planCleanup(current);
-  if (text === undefined) {
+  // The filter chain (KUBE-LC-FIREWALL) goes too; removed after the REDIRECT rules, so no
+  // listener port is reachable from off the node while redirects still point to it.
+  const filterText = planFirewallCleanup(await saveTable(opts, 'filter'));
+  if (text === undefined && filterText === undefined) {
     opts.logger.info('iptables: nothing of ours to remove');
     return false;
   }
-  await restoreNoflush(opts, text);
-  opts.logger.info('iptables: removed our chain and jumps');
+  if (text !== undefined) await restoreNoflush(opts, text);
+  if (filterText !== undefined) await restoreNoflush(opts, filterText);
+  opts.logger.info('iptables: removed our chains and jumps');
   return true;
 }

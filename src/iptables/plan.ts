@@ -99,6 +99,14 @@ export function splitArgs(line: string): string[] {
  * skipped rather than guessed at: planning then errs towards touching less.
  */
 export function parseNatSave(save: string): NatTable {
+  return parseTableSave(save, 'nat');
+}
+
+/**
+ * Parses the `*<table>` section of `iptables-save` output the same way as `parseNatSave` (which
+ * is this function for `nat`). The result has the same shape whatever the table.
+ */
+export function parseTableSave(save: string, tableName: string): NatTable {
   const chains: SavedChain[] = [];
   const rules: SavedRule[] = [];
   let inNat = false;
@@ -106,7 +114,7 @@ export function parseNatSave(save: string): NatTable {
     const line = raw.trim().replace(/^\[\d+:\d+\]\s+/, '');
     if (line === '' || line.startsWith('#')) continue;
     if (line.startsWith('*')) {
-      inNat = line === '*nat';
+      inNat = line === `*${tableName}`;
       continue;
     }
     if (!inNat) continue;

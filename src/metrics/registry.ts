@@ -20,6 +20,10 @@ export interface MetricsView {
   rejectedUpdates(): Iterable<[{ source: string; kind: string }, number]>;
   /** Listener binds that failed, by error code. */
   listenFailures(): Iterable<[string, number]>;
+  /** Connection event handlers that threw (contained), by point. */
+  connectionFaults?(): Iterable<[string, number]>;
+  /** Whether net.ipv4.tcp_migrate_req is on; undefined before start. */
+  tcpMigrateReq?(): boolean | undefined;
   /** Present with intercept `iptables`. */
   readonly iptables?: IptablesSyncStats | undefined;
   /** Present with the k8s source. */
@@ -232,6 +236,26 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
     ['reason'],
     function* () {
       for (const [reason, n] of view.listenFailures()) yield [{ reason }, n];
+    },
+  );
+
+  counter(
+    registry,
+    'connection_faults_total',
+    'Connection event handlers that threw, by point; each closed only its own connection.',
+    ['point'],
+    function* () {
+      for (const [point, n] of view.connectionFaults?.() ?? []) yield [{ point }, n];
+    },
+  );
+  gauge(
+    registry,
+    'tcp_migrate_req_enabled',
+    '1 when net.ipv4.tcp_migrate_req is on in the proxy network namespace (queued connections of a closing listener move to the new process), 0 when it is off and could not be set.',
+    [],
+    function* () {
+      const on = view.tcpMigrateReq?.();
+      if (on !== undefined) yield [{}, on ? 1 : 0];
     },
   );
 

@@ -32,7 +32,9 @@ export class MetricsServer {
   listen(host: string, port: number): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
-      this.#server.listen({ host, port }, () => {
+      // SO_REUSEPORT: during an upgrade the new process serves the same address next to the
+      // old one (both pods have the node's network), which closes its own at shutdown.
+      this.#server.listen({ host, port, reusePort: true }, () => {
         this.#server.removeListener('error', reject);
         resolve(this.#server.address() as AddressInfo);
       });

@@ -19,6 +19,23 @@ export type DrainOutcome = (typeof DrainOutcome)[keyof typeof DrainOutcome];
 
 export type Protocol = 'pending' | 'h2c' | 'opaque';
 
+/**
+ * Where a connection's event handler threw; a metric label, so a closed set. `accept`: taking
+ * the client on; `dial`: an endpoint answered or failed; `client-data`/`server-data`: bytes in;
+ * `end`, `close`, `error`, `drain`: the other socket events.
+ */
+export const FaultPoints = [
+  'accept',
+  'dial',
+  'client-data',
+  'server-data',
+  'end',
+  'close',
+  'error',
+  'drain',
+] as const;
+export type FaultPoint = (typeof FaultPoints)[number];
+
 /** A finished drain, reported once per drained connection when it closes. */
 export interface DrainEnd {
   readonly reason: string;
@@ -60,6 +77,10 @@ export interface ConnectionHost {
   drainEnded(conn: Connection, end: DrainEnd): void;
   /** The connection ended, whatever way; called exactly once per established connection. */
   closed(conn: Connection): void;
+  /** Test seam (see ServicePortProxyOptions.faultHook); undefined in production. */
+  readonly faultHook?: ((conn: Connection | undefined, point: FaultPoint) => void) | undefined;
+  /** One of this connection's event handlers threw; the connection has been closed. */
+  faulted?(conn: Connection | undefined, point: FaultPoint, err: unknown): void;
 }
 
 interface DrainState {
@@ -262,7 +283,7 @@ export class Connection implements TapOwner {
       ep.endpoint.address,
       ep.endpoint.port,
       host.connectTimeoutMs,
-      (failure, socket) => {
+      this.#guard('dial', (failure: ConnectFailureReason | undefined, socket?: Socket) => {
         this.#cancelDial = undefined;
         this.#dialing = undefined;
         if (failure !== undefined || socket === undefined) {
@@ -273,8 +294,42 @@ export class Connection implements TapOwner {
           return this.#dialNext();
         }
         this.#established(ep, socket);
-      },
+      }),
     );
+  }
+
+  /**
+   * Wraps an event handler so that a throw (a bug, or a fault a test injects through
+   * `faultHook`) is contained to this connection: it is closed and reported, and every other
+   * connection and listener goes on. Without it a throw in a socket event handler would reach
+   * `uncaughtException` and stop the node's whole traffic.
+   */
+  #guard<A, B>(point: FaultPoint, fn: (a: A, b: B) => void): (a: A, b: B) => void {
+    return (a, b) => {
+      try {
+        this.#host.faultHook?.(this, point);
+        fn(a, b);
+      } catch (err) {
+        this.#faulted(point, err);
+      }
+    };
+  }
+
+  #faulted(point: FaultPoint, err: unknown): void {
+    try {
+      this.#host.faulted?.(this, point, err);
+    } catch {
+      // Reporting must not undo the containment.
+    }
+    this.#cancelDial?.();
+    this.#cancelDial = undefined;
+    if (!this.client.destroyed) this.client.resetAndDestroy();
+    if (this.upstream !== undefined && !this.upstream.destroyed) this.upstream.resetAndDestroy();
+    if (point === 'close' && !this.#closed && this.endpoint !== undefined) {
+      // The close bookkeeping itself threw: finish the part that keeps the Service port sound.
+      this.#closed = true;
+      this.#host.closed(this);
+    }
   }
 
   #reject(reason: ConnectFailureReason): void {
@@ -301,15 +356,15 @@ export class Connection implements TapOwner {
     this.endpoint = ep;
     this.upstream = upstream;
     this.#host.balancer.connected(ep);
-    upstream.on('error', this.#onError);
-    upstream.on('data', this.#onUpstreamData);
-    upstream.on('drain', this.#onUpstreamDrain);
-    upstream.on('end', this.#onUpstreamEnd);
-    upstream.on('close', this.#onClose);
-    client.on('data', this.#onClientData);
-    client.on('drain', this.#onClientDrain);
-    client.on('end', this.#onClientEnd);
-    client.on('close', this.#onClose);
+    upstream.on('error', this.#guard('error', this.#onError));
+    upstream.on('data', this.#guard('server-data', this.#onUpstreamData));
+    upstream.on('drain', this.#guard('drain', this.#onUpstreamDrain));
+    upstream.on('end', this.#guard('end', this.#onUpstreamEnd));
+    upstream.on('close', this.#guard('close', this.#onClose));
+    client.on('data', this.#guard('client-data', this.#onClientData));
+    client.on('drain', this.#guard('drain', this.#onClientDrain));
+    client.on('end', this.#guard('end', this.#onClientEnd));
+    client.on('close', this.#guard('close', this.#onClose));
     // Sniff first (when HTTP/2 tracking is on): most non-HTTP/2 traffic shows itself by its
     // first client byte.
     if (this.#host.h2 === undefined) {

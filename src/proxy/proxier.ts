@@ -3,13 +3,15 @@ import type { Logger } from '../log.js';
 import type { EndpointChange } from '../balancer/least-conn.js';
 import type { ServicePort, ServiceTable } from '../servicetable/types.js';
 import { ServicePortProxy, type ServicePortProxyOptions } from './service-port-proxy.js';
+import { DEFAULT_PROXY_PORT_RANGE, allocatePort, type PortRange } from './port-allocator.js';
 
 /**
  * How client traffic reaches the listeners:
  * - `none`: each listener binds the Service's clusterIP:port itself (the address must be local:
  *   127.0.0.0/8 in the demo and tests, or ClusterIPs put on a dummy interface);
- * - `iptables`: each listener binds 0.0.0.0 on a port the kernel chooses, and a nat REDIRECT
- *   rule per Service port sends ClusterIP traffic there.
+ * - `iptables`: each listener binds 0.0.0.0 on a stable port (adopted from the rule already in
+ *   place, else from `--proxy-port-range`), and a nat REDIRECT rule per Service port sends
+ *   ClusterIP traffic there.
  */
 export type InterceptMode = 'none' | 'iptables';
 
@@ -25,8 +27,24 @@ export interface ProxierOptions extends ServicePortProxyOptions {
   ) => void;
   /** The set of bound listeners changed (iptables rules must follow). */
   readonly onListenersChanged?: () => void;
-  /** How often a listener that failed to bind is tried again. Default 10 s. */
+  /**
+   * First delay before a listener that failed to bind is tried again; doubles per failed round
+   * up to `listenRetryMaxMs`. Default 100 ms: during an upgrade from a version without
+   * SO_REUSEPORT the port frees as soon as the old process closes it.
+   */
   readonly listenRetryMs?: number;
+  /** Cap of the retry delay. Default 5 s. */
+  readonly listenRetryMaxMs?: number;
+  /** Where new listener ports come from (intercept `iptables`). Default 61000-65535. */
+  readonly portRange?: PortRange;
+}
+
+/** A listener port taken over from the rules of a previous process (intercept `iptables`). */
+export interface AdoptedPort {
+  readonly servicePort: string;
+  readonly clusterIP: string;
+  readonly port: number;
+  readonly proxyPort: number;
 }
 
 /** Endpoint changes listed in one log line (the count says how many there were). */
@@ -60,6 +78,18 @@ export class Proxier {
   #stopped = false;
   /** Listener binds that failed, by error code. */
   readonly listenFailures = new Map<string, number>();
+  /** Connection handlers that threw, by point, over every Service port ever served. */
+  readonly faults = new Map<string, number>();
+  /** Proxy ports from the rules of a previous process, by Service port key. */
+  readonly #adopted = new Map<string, AdoptedPort>();
+  /** Ports that failed with EADDRINUSE: not chosen again for a new Service port. */
+  readonly #busyPorts = new Set<number>();
+  /** Service port keys (and error codes) whose bind failure was logged, until they bind. */
+  readonly #loggedFailures = new Set<string>();
+  #retryRound = 0;
+  #holdTimer: NodeJS.Timeout | undefined;
+  /** Faults already logged (by point and message), so a fault repeated per chunk logs once. */
+  readonly #loggedFaults = new Set<string>();
 
   readonly #portOpts: ServicePortProxyOptions;
 
@@ -68,6 +98,7 @@ export class Proxier {
     const observer = opts.observer;
     this.#portOpts = {
       ...opts,
+      onFault: (owner, point, err) => this.#onFault(owner, point, err),
       observer: {
         established: (conn, owner) => observer?.established(conn, owner),
         protocolKnown: (conn, owner) => observer?.protocolKnown?.(conn, owner),
@@ -97,6 +128,78 @@ export class Proxier {
     return n;
   }
 
+  /** The ports every bound listener holds (the firewall covers those outside the range). */
+  listenerPorts(): number[] {
+    const out: number[] = [];
+    for (const p of this.#ports.values()) if (p.address !== undefined) out.push(p.address.port);
+    return out;
+  }
+
+  /** Service ports whose listener is not bound (a failed bind being retried). */
+  get unbound(): number {
+    let n = 0;
+    for (const p of this.#ports.values()) if (!p.listening) n++;
+    return n;
+  }
+
+  /**
+   * Binds the listeners of `ports` (read from the REDIRECT rules of a previous process) before
+   * any service table is known, so the refused window of a restart ends as soon as this process
+   * runs. Their clients are held (see ServicePortProxy.hold) until the first `apply` says where
+   * the endpoints are, or until `holdMs` has passed (then they are turned away like any client
+   * of a Service port without endpoints). The first `apply` keeps the ones its table still has,
+   * with the same port; the others close. Call once, before the first `apply`. Resolves with
+   * the number bound.
+   */
+  adopt(ports: readonly AdoptedPort[], holdMs: number): Promise<number> {
+    const run = this.#queue.then(async () => {
+      let bound = 0;
+      for (const a of ports) this.#adopted.set(a.servicePort, a);
+      const proxies: ServicePortProxy[] = [];
+      for (const a of ports) {
+        if (this.#ports.has(a.servicePort)) continue;
+        const proxy = new ServicePortProxy(
+          {
+            name: { namespace: '', name: a.servicePort, port: '', protocol: 'TCP' },
+            key: a.servicePort,
+            clusterIP: a.clusterIP,
+            family: 'IPv4',
+            port: a.port,
+            internalTrafficPolicy: 'Cluster',
+            endpoints: [],
+          },
+          this.#portOpts,
+        );
+        proxy.hold();
+        this.#ports.set(a.servicePort, proxy);
+        proxies.push(proxy);
+      }
+      const results = await Promise.all(proxies.map((p) => this.#bind(p)));
+      bound = results.filter(Boolean).length;
+      if (proxies.length > 0) {
+        this.#holdTimer = setTimeout(() => this.#releaseHeld(), holdMs);
+        this.#holdTimer.unref();
+        this.#opts.logger.info(
+          { adopted: proxies.length, bound, holdMs },
+          'listener ports adopted from the rules in place',
+        );
+      }
+      this.#scheduleRetry();
+      return bound;
+    });
+    this.#queue = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  #releaseHeld(): void {
+    clearTimeout(this.#holdTimer);
+    this.#holdTimer = undefined;
+    for (const p of this.#ports.values()) p.release();
+  }
+
   /** Where ClusterIP traffic must be redirected, for the bound listeners (iptables mode). */
   bindings(): ListenerBinding[] {
     const out: ListenerBinding[] = [];
@@ -123,6 +226,7 @@ export class Proxier {
   async stopListening(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#holdTimer);
     clearInterval(this.#keepAliveTimer);
     await this.#queue;
     await Promise.all([...this.#ports.values()].map((p) => p.stopListening()));
@@ -168,8 +272,12 @@ export class Proxier {
       await this.#retire(proxy);
       listenersChanged = true;
     }
+    // An adopted port whose Service port is gone is free for others again.
+    for (const key of this.#adopted.keys()) if (!table.ports.has(key)) this.#adopted.delete(key);
     const bound = await Promise.all(toBind.map((p) => this.#bind(p)));
     if (bound.some(Boolean)) listenersChanged = true;
+    // Adopted listeners now know their endpoints (or were retired): their clients go on.
+    this.#releaseHeld();
     if (listenersChanged) this.#opts.onListenersChanged?.();
     this.#scheduleRetry();
   }
@@ -198,18 +306,51 @@ export class Proxier {
     this.#opts.onEndpointChanges?.(proxy, changes);
   }
 
+  /**
+   * The port a Service port's listener binds (intercept `iptables`): the adopted one when a rule
+   * of a previous process names this Service port at the same ClusterIP:port, else a free one
+   * of the range (see port-allocator.ts). `undefined` when the range is full.
+   */
+  #proxyPortFor(proxy: ServicePortProxy): number | undefined {
+    const sp = proxy.spec;
+    const adopted = this.#adopted.get(sp.key);
+    if (adopted !== undefined && adopted.clusterIP === sp.clusterIP && adopted.port === sp.port)
+      return adopted.proxyPort;
+    const taken = new Set<number>();
+    for (const p of this.#ports.values()) if (p.address !== undefined) taken.add(p.address.port);
+    // Ports of adopted rules stay reserved for their Service ports until those are gone.
+    for (const [key, a] of this.#adopted) if (key !== sp.key) taken.add(a.proxyPort);
+    return allocatePort(
+      sp.key,
+      this.#opts.portRange ?? DEFAULT_PROXY_PORT_RANGE,
+      taken,
+      this.#busyPorts,
+    );
+  }
+
   async #bind(proxy: ServicePortProxy): Promise<boolean> {
     const sp = proxy.spec;
     const none = this.#opts.intercept === 'none';
     const host = none ? sp.clusterIP : (this.#opts.redirectListenHost ?? '0.0.0.0');
-    const port = none ? sp.port : 0;
+    const port = none ? sp.port : this.#proxyPortFor(proxy);
+    const logged = `${proxy.servicePort}\u0000`;
     try {
+      if (port === undefined) {
+        throw Object.assign(new Error('no free port left in --proxy-port-range'), {
+          code: 'ERANGEFULL',
+        });
+      }
       const addr = await proxy.listen(host, port);
+      const recovered = [...this.#loggedFailures].some((k) => k.startsWith(logged));
+      for (const k of [...this.#loggedFailures])
+        if (k.startsWith(logged)) this.#loggedFailures.delete(k);
       this.#opts.logger.info(
         {
           servicePort: proxy.servicePort,
           listen: `${addr.address}:${addr.port}`,
           endpoints: sp.endpoints.length,
+          ...(proxy.holding ? { adopted: true } : {}),
+          ...(recovered ? { afterFailures: true } : {}),
         },
         'service port listening',
       );
@@ -217,17 +358,33 @@ export class Proxier {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'other';
       this.listenFailures.set(code, (this.listenFailures.get(code) ?? 0) + 1);
-      this.#opts.logger.error(
-        { servicePort: proxy.servicePort, listen: `${host}:${port}`, err: describeError(err) },
-        'cannot listen; will retry',
-      );
+      const adopted = this.#adopted.get(sp.key)?.proxyPort === port;
+      // A new port someone else holds: choose another at the next try. An adopted port stays:
+      // it is most likely held by the previous process, about to close it.
+      if (code === 'EADDRINUSE' && !none && !adopted && port !== undefined)
+        this.#busyPorts.add(port);
+      // Logged once per Service port and error code until it binds; the metric counts each try.
+      if (!this.#loggedFailures.has(logged + code)) {
+        this.#loggedFailures.add(logged + code);
+        this.#opts.logger.error(
+          { servicePort: proxy.servicePort, listen: `${host}:${port}`, err: describeError(err) },
+          'cannot listen; retrying (logged once)',
+        );
+      }
       return false;
     }
   }
 
   #scheduleRetry(): void {
     if (this.#stopped || this.#retryTimer !== undefined) return;
-    if (![...this.#ports.values()].some((p) => !p.listening)) return;
+    if (![...this.#ports.values()].some((p) => !p.listening)) {
+      this.#retryRound = 0;
+      return;
+    }
+    const first = this.#opts.listenRetryMs ?? 100;
+    const max = Math.max(first, this.#opts.listenRetryMaxMs ?? 5_000);
+    const delay = Math.min(max, first * 2 ** this.#retryRound);
+    this.#retryRound = Math.min(this.#retryRound + 1, 30);
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       this.#queue = this.#queue.then(async () => {
@@ -237,8 +394,20 @@ export class Proxier {
         if (bound.some(Boolean)) this.#opts.onListenersChanged?.();
         this.#scheduleRetry();
       });
-    }, this.#opts.listenRetryMs ?? 10_000);
+    }, delay);
     this.#retryTimer.unref();
+  }
+
+  #onFault(owner: ServicePortProxy, point: string, err: unknown): void {
+    this.faults.set(point, (this.faults.get(point) ?? 0) + 1);
+    const message = err instanceof Error ? err.message : String(err);
+    const key = `${point} ${message}`;
+    if (this.#loggedFaults.has(key) || this.#loggedFaults.size >= 1000) return;
+    this.#loggedFaults.add(key);
+    this.#opts.logger.error(
+      { servicePort: owner.servicePort, point, err: describeError(err) },
+      'connection handler failed; that connection was closed, the others go on (logged once)',
+    );
   }
 }
 

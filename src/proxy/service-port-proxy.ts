@@ -1,7 +1,13 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { LeastConnBalancer, type EndpointChange } from '../balancer/least-conn.js';
 import type { ServicePort } from '../servicetable/types.js';
-import { Connection, type ConnectionHost, type DrainEnd, type H2Settings } from './connection.js';
+import {
+  Connection,
+  type ConnectionHost,
+  type DrainEnd,
+  type FaultPoint,
+  type H2Settings,
+} from './connection.js';
 import { SOCKET_KEEPALIVE_MS, type ConnectFailureReason } from './dial.js';
 
 /** Settings shared by every Service port. */
@@ -15,7 +21,17 @@ export interface ServicePortProxyOptions {
   readonly random: () => number;
   /** Told about connection events (drain controller, metrics). */
   readonly observer?: ConnectionObserver;
+  /**
+   * Test seam, never set in production: called at the start of every guarded connection event
+   * handler; a throw from it is handled exactly like a bug in that handler (see `faulted`).
+   */
+  readonly faultHook?: (conn: Connection | undefined, point: FaultPoint) => void;
+  /** A connection event handler threw: the connection was closed, the rest go on. */
+  readonly onFault?: (owner: ServicePortProxy, point: FaultPoint, err: unknown) => void;
 }
+
+/** Connections held, at most, by a listener adopted before the first service table. */
+const HELD_CONNECTIONS_MAX = 4096;
 
 export interface ConnectionObserver {
   established(conn: Connection, owner: ServicePortProxy): void;
@@ -61,6 +77,11 @@ export class ServicePortProxy implements ConnectionHost {
   address: AddressInfo | undefined;
   readonly #opts: ServicePortProxyOptions;
   #server: Server | undefined;
+  /** Accepted, paused clients waiting for the first service table (adopted listener). */
+  #held: Socket[] | undefined;
+  /** Connection handlers that threw, by point (contained: only that connection closed). */
+  readonly faults = new Map<FaultPoint, number>();
+  readonly faultHook: ((conn: Connection | undefined, point: FaultPoint) => void) | undefined;
 
   constructor(servicePort: ServicePort, opts: ServicePortProxyOptions) {
     this.#servicePort = servicePort;
@@ -69,6 +90,7 @@ export class ServicePortProxy implements ConnectionHost {
     this.maxConnectAttempts = Math.max(1, opts.maxConnectAttempts);
     this.h2 = opts.h2;
     this.now = opts.now;
+    this.faultHook = opts.faultHook;
     this.balancer = new LeastConnBalancer({
       now: opts.now,
       random: opts.random,
@@ -95,7 +117,40 @@ export class ServicePortProxy implements ConnectionHost {
     return this.balancer.update(servicePort.endpoints);
   }
 
-  /** Binds the listener. Rejects with the socket error (EADDRINUSE, EADDRNOTAVAIL, ...). */
+  /**
+   * Holds accepted clients (paused, not dialed) until `release`: for a listener adopted from the
+   * rules of a previous process, which binds before the first service table says where its
+   * endpoints are. A client then waits instead of being refused. At most
+   * `HELD_CONNECTIONS_MAX` are held; more are reset.
+   */
+  hold(): void {
+    this.#held ??= [];
+  }
+
+  /** Whether connections are being held (see `hold`). */
+  get holding(): boolean {
+    return this.#held !== undefined;
+  }
+
+  /** Ends holding: every held client that is still there is handled as if it just arrived. */
+  release(): number {
+    const held = this.#held;
+    this.#held = undefined;
+    if (held === undefined) return 0;
+    let n = 0;
+    for (const client of held) {
+      if (client.destroyed) continue;
+      n++;
+      this.#onConnection(client);
+    }
+    return n;
+  }
+
+  /**
+   * Binds the listener, with SO_REUSEPORT so that a second process (an upgrade) can listen on
+   * the same address at the same time. Rejects with the socket error (EADDRINUSE,
+   * EADDRNOTAVAIL, ...).
+   */
   listen(host: string, port: number): Promise<AddressInfo> {
     const server = createServer(
       {
@@ -107,7 +162,7 @@ export class ServicePortProxy implements ConnectionHost {
     );
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host, port }, () => {
+      server.listen({ host, port, reusePort: true }, () => {
         server.removeListener('error', reject);
         // After listening, an accept error (EMFILE...) must not crash the daemon; Node keeps
         // accepting once descriptors free up.
@@ -127,14 +182,32 @@ export class ServicePortProxy implements ConnectionHost {
   stopListening(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
+    // Held clients never reached an endpoint: reset, as a refused connect would tell them.
+    for (const c of this.#held ?? []) if (!c.destroyed) c.resetAndDestroy();
+    this.#held = undefined;
     if (server === undefined) return Promise.resolve();
     server.close();
     return new Promise((resolve) => setImmediate(resolve));
   }
 
   #onConnection = (client: Socket): void => {
-    // A client already gone shows up as an error or close on the socket; Connection handles both.
-    new Connection(client, this, this.now());
+    const held = this.#held;
+    if (held !== undefined) {
+      // Nothing reads a held socket; an error on it (a reset) must still have a listener.
+      client.on('error', () => {});
+      if (held.length < HELD_CONNECTIONS_MAX) held.push(client);
+      else client.resetAndDestroy();
+      return;
+    }
+    try {
+      this.faultHook?.(undefined, 'accept');
+      // A client already gone shows up as an error or close on the socket; Connection handles
+      // both.
+      new Connection(client, this, this.now());
+    } catch (err) {
+      if (!client.destroyed) client.destroy();
+      this.faulted(undefined, 'accept', err);
+    }
   };
 
   /** Switches keepalive on for connections open at least `minAgeMs` (see Connection). */
@@ -160,6 +233,11 @@ export class ServicePortProxy implements ConnectionHost {
     if (desync !== undefined) bump(this.counters.desyncs, desync);
     else bump(this.counters.protocols, protocol);
     this.#opts.observer?.protocolKnown?.(conn, this);
+  }
+
+  faulted(conn: Connection | undefined, point: FaultPoint, err: unknown): void {
+    bump(this.faults, point);
+    this.#opts.onFault?.(this, point, err);
   }
 
   serverGoaway(): void {

@@ -155,9 +155,10 @@ describe('apply', () => {
   });
 
   it('cleanup does nothing (and runs no restore) when nothing of ours is there', async () => {
-    const { spawn, calls } = fakeSpawn([{ code: 0, stdout: FRESH }]);
+    const { spawn, calls } = fakeSpawn([{ code: 0, stdout: FRESH }, { code: 0, stdout: '' }]);
     await expect(cleanup(opts(spawn))).resolves.toBe(false);
-    expect(calls).toHaveLength(1);
+    // The nat and the filter table are read; nothing is restored.
+    expect(calls.map((c) => c.args.join(' '))).toEqual(['-t nat', '-t filter']);
   });
 
   it('cleanup applies planCleanup', async () => {
@@ -165,9 +166,14 @@ describe('apply', () => {
       'COMMIT',
       ':KUBE-LC-SERVICES - [0:0]\n-A OUTPUT -m comment --comment "kube-lc-proxy service portals" -j KUBE-LC-SERVICES\nCOMMIT',
     );
-    const { spawn, calls } = fakeSpawn([{ code: 0, stdout: synced }, { code: 0 }]);
+    const { spawn, calls } = fakeSpawn([
+      { code: 0, stdout: synced },
+      { code: 0, stdout: '' },
+      { code: 0 },
+    ]);
     await expect(cleanup(opts(spawn))).resolves.toBe(true);
-    expect(calls[1]!.stdin).toBe(
+    expect(calls).toHaveLength(3);
+    expect(calls[2]!.stdin).toBe(
       '*nat\n-D OUTPUT -m comment --comment "kube-lc-proxy service portals" -j KUBE-LC-SERVICES\n:KUBE-LC-SERVICES - [0:0]\n-X KUBE-LC-SERVICES\n-X\nCOMMIT\n',
     );
   });
