@@ -399,6 +399,7 @@ export class Daemon {
     // The first table may change no listener (none adopted, none new): sync anyway, since
     // readiness waits for a sync after it.
     if (first) this.iptables?.requestSync();
-    this.#checkReady();
+    // The sink counts this table as applied once this returns.
+    setImmediate(() => this.#checkReady());
   }
 }
