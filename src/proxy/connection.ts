@@ -326,8 +326,10 @@ export class Connection implements TapOwner {
     if (!this.client.destroyed) this.client.resetAndDestroy();
     if (this.upstream !== undefined && !this.upstream.destroyed) this.upstream.resetAndDestroy();
     if (point === 'close' && !this.#closed && this.endpoint !== undefined) {
-      // The close bookkeeping itself threw: finish the part that keeps the Service port sound.
+      // The close bookkeeping itself threw: finish the part that keeps the Service port sound
+      // (the endpoint's count and the set of open connections).
       this.#closed = true;
+      this.#host.balancer.closed(this.endpoint, this.draining);
       this.#host.closed(this);
     }
   }
