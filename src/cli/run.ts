@@ -2,18 +2,50 @@ import { Daemon } from '../daemon/daemon.js';
 import { KubeLcProxyError, describe } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { FileSource } from '../source/file.js';
-import type { Source } from '../source/types.js';
+import type { Source, SourceSink } from '../source/types.js';
 import type { RunConfig } from './config.js';
 
 async function createSource(config: RunConfig, logger: Logger): Promise<Source> {
   if (config.source.kind === 'file') return new FileSource({ path: config.source.path, logger });
-  const { K8sSource } = await import('../source/k8s.js');
-  return new K8sSource({
-    logger,
-    kubeconfig: config.kubeconfig,
-    nodeName: config.daemon.nodeName,
-    allServices: config.allServices,
+  return new DeferredK8sSource(async () => {
+    const { K8sSource } = await import('../source/k8s.js');
+    return new K8sSource({
+      logger,
+      kubeconfig: config.kubeconfig,
+      nodeName: config.daemon.nodeName,
+      allServices: config.allServices,
+    });
   });
+}
+
+/**
+ * The k8s source, its client library loaded only when it starts. Loading
+ * @kubernetes/client-node takes most of a second; the daemon binds the listener ports adopted
+ * from the rules in place before it starts the source, so after a stop and start clients are
+ * refused only for the time Node.js itself takes to start.
+ */
+class DeferredK8sSource implements Source {
+  readonly kind = 'k8s' as const;
+  readonly #load: () => Promise<Source & { stats?: unknown }>;
+  #inner: (Source & { stats?: unknown }) | undefined;
+
+  constructor(load: () => Promise<Source & { stats?: unknown }>) {
+    this.#load = load;
+  }
+
+  /** The source's counters once it has started (metrics read them at scrape time). */
+  get stats(): unknown {
+    return this.#inner?.stats;
+  }
+
+  async start(sink: SourceSink): Promise<void> {
+    this.#inner ??= await this.#load();
+    await this.#inner.start(sink);
+  }
+
+  async stop(): Promise<void> {
+    await this.#inner?.stop();
+  }
 }
 
 /**

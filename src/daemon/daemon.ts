@@ -227,10 +227,12 @@ export class Daemon {
         connectionFaults: () => proxier.faults.entries(),
         tcpMigrateReq: () => this.tcpMigrateReq?.enabled,
         iptables: this.iptables?.stats,
-        k8s:
-          source.kind === 'k8s'
-            ? (source as unknown as { stats: K8sSourceStats }).stats
-            : undefined,
+        // Read at scrape time: the k8s source may load its client only once started.
+        get k8s() {
+          return source.kind === 'k8s'
+            ? (source as unknown as { stats?: K8sSourceStats }).stats
+            : undefined;
+        },
       },
       { defaultMetrics: deps.defaultMetrics ?? true },
     );

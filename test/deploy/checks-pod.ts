@@ -123,14 +123,16 @@ export const podChecks: Check[] = [
     },
   },
   {
-    name: 'the Prometheus scrape port is declared and annotated',
+    name: 'the Prometheus scrape port is annotated, and no container port is declared (it would be a hostPort)',
     check: (f) => {
       const port = metricsPort(f);
-      const declared = proxyContainer(f).ports?.find((p) => p.name === 'metrics');
       const annotations = daemonSet(f).spec?.template?.metadata?.annotations ?? {};
       const problems: string[] = [];
-      if (declared?.containerPort !== port || (declared.protocol ?? 'TCP') !== 'TCP') {
-        problems.push(`no TCP container port "metrics" = ${port}`);
+      // Under hostNetwork every declared containerPort becomes a hostPort, and the scheduler
+      // puts no second pod with the same hostPort on a node: the surge pod of an update would
+      // never schedule and the rollout would hang (kubernetes/kubernetes#106417).
+      for (const c of allContainers(f)) {
+        if ((c.ports ?? []).length > 0) problems.push(`${c.name} declares ports`);
       }
       if (annotations['prometheus.io/scrape'] !== 'true') problems.push('prometheus.io/scrape');
       if (annotations['prometheus.io/port'] !== String(port)) problems.push('prometheus.io/port');
@@ -141,33 +143,34 @@ export const podChecks: Check[] = [
         const meta = daemonSet(f).spec?.template?.metadata;
         if (meta) meta.annotations = { ...meta.annotations, 'prometheus.io/port': '9090' };
       },
-      'no ports': (f) => {
-        delete proxyContainer(f).ports;
+      'the metrics port declared (a hostPort)': (f) => {
+        proxyContainer(f).ports = [{ name: 'metrics', containerPort: 9901, protocol: 'TCP' }];
       },
     },
   },
   {
-    name: 'RollingUpdate, at least one node at a time, no surge',
+    name: 'RollingUpdate by handover: maxSurge 1, maxUnavailable 0',
     check: (f) => {
       const s = daemonSet(f).spec?.updateStrategy;
       const problems: string[] = [];
       if (s?.type !== 'RollingUpdate') problems.push(`update strategy is ${s?.type}`);
-      const surge = s?.rollingUpdate?.maxSurge ?? 0;
-      if (surge !== 0 && surge !== '0%') problems.push(`maxSurge is ${surge}`);
+      const surge = s?.rollingUpdate?.maxSurge;
+      if (surge !== 1) problems.push(`maxSurge is ${surge}`);
       const unavailable = s?.rollingUpdate?.maxUnavailable;
-      if (unavailable === undefined || unavailable === 0 || unavailable === '0%') {
-        problems.push(`maxUnavailable is ${unavailable}`);
-      }
+      if (unavailable !== 0) problems.push(`maxUnavailable is ${unavailable}`);
       return problems;
     },
     breaks: {
-      surge: (f) => {
+      'no surge (stop, then start)': (f) => {
         const r = daemonSet(f).spec?.updateStrategy?.rollingUpdate;
-        if (r) r.maxSurge = 1;
+        if (r) {
+          r.maxSurge = 0;
+          r.maxUnavailable = 1;
+        }
       },
-      'nothing may be unavailable': (f) => {
+      'surge and unavailable': (f) => {
         const r = daemonSet(f).spec?.updateStrategy?.rollingUpdate;
-        if (r) r.maxUnavailable = 0;
+        if (r) r.maxUnavailable = 1;
       },
       OnDelete: (f) => {
         const s = daemonSet(f).spec?.updateStrategy;

@@ -130,7 +130,7 @@ describe('fault containment (issue 8)', () => {
       await new Promise((r) => setTimeout(r, 100));
       const port = daemon.proxier.get('default/plain:tcp')!;
       expect(port.connections.size).toBe(bystanders.length);
-      const active = port.balancer.endpoints().reduce((n, e) => n + e.active, 0);
+      const active = [...port.balancer.endpoints()].reduce((n, e) => n + e.active, 0);
       expect(active).toBe(bystanders.length);
     },
   );
