@@ -9,6 +9,15 @@ if (major < 26) {
   process.exit(1);
 }
 let main;
+// `run` with iptables: listen on the ports of the rules a previous process left before loading
+// anything else, so a restart refuses clients only while Node.js itself starts.
+let prebound;
+try {
+  const early = await import('../dist/proxy/early-bind.js');
+  if (early.runsWithIptables(process.argv.slice(2))) prebound = await early.bindAdoptedEarly();
+} catch (err) {
+  if (!(err?.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist'))) throw err;
+}
 try {
   ({ main } = await import('../dist/cli/index.js'));
 } catch (err) {
@@ -18,4 +27,4 @@ try {
   }
   throw err;
 }
-process.exit(await main(process.argv.slice(2)));
+process.exit(await main(process.argv.slice(2), { prebound }));

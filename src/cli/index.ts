@@ -3,6 +3,7 @@ import { ConfigError, describe } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import { parseRunConfig, type RunArgs } from './config.js';
 import type { DemoArgs } from './demo.js';
+import type { PreboundListener } from '../proxy/early-bind.js';
 import { parseHostPort } from './parse.js';
 
 /**
@@ -135,7 +136,10 @@ function runOptions(y: Argv): Argv<RunArgs> {
 }
 
 /** Runs the CLI with `argv` (without node and script). Resolves with the exit code. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(
+  argv: string[],
+  opts: { readonly prebound?: readonly PreboundListener[] } = {},
+): Promise<number> {
   let code = 0;
   const cli = yargs()
     .scriptName('kube-lc-proxy')
@@ -143,8 +147,22 @@ export async function main(argv: string[]): Promise<number> {
       '$0 <command> [flags]\n\nLeast-connection proxy for Kubernetes ClusterIP Services that rebalances gRPC.',
     )
     .command('run', 'Run the proxy', runOptions, async (args) => {
+      const early = opts.prebound;
+      let config;
+      try {
+        config = parseRunConfig(args as unknown as RunArgs);
+      } catch (err) {
+        if (early !== undefined) (await import('../proxy/early-bind.js')).closePrebound(early);
+        throw err;
+      }
+      // Listeners bin/ bound for the rules in place before anything else loaded (early-bind).
+      let prebound = early;
+      if (prebound !== undefined && config.daemon.intercept !== 'iptables') {
+        (await import('../proxy/early-bind.js')).closePrebound(prebound);
+        prebound = undefined;
+      }
       const { run } = await import('./run.js');
-      code = await run(parseRunConfig(args as unknown as RunArgs));
+      code = await run(config, prebound);
     })
     .command(
       'status',

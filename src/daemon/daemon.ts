@@ -18,6 +18,7 @@ import { adoptRedirects } from '../iptables/adopt.js';
 import type { Connection as ProxiedConnection, FaultPoint } from '../proxy/connection.js';
 import { DEFAULT_PROXY_PORT_RANGE, type PortRange } from '../proxy/port-allocator.js';
 import { enableTcpMigrateReq, type SysctlOutcome } from './sysctl.js';
+import type { PreboundListener } from '../proxy/early-bind.js';
 import { IptablesSync } from './iptables-sync.js';
 import { DrainController, type DrainConfig } from './drain-controller.js';
 import { TableSink } from './table-sink.js';
@@ -102,6 +103,11 @@ export interface DaemonDeps {
   readonly faultHook?: (conn: ProxiedConnection | undefined, point: FaultPoint) => void;
   /** Where tcp_migrate_req lives; tests point it elsewhere. */
   readonly sysctlPath?: string;
+  /**
+   * Listeners `run` bound for the rules in place before it loaded the daemon
+   * (proxy/early-bind.ts); adopted in place of reading the rules again.
+   */
+  readonly prebound?: readonly PreboundListener[];
 }
 
 /**
@@ -309,6 +315,15 @@ export class Daemon {
    */
   async #adoptListeners(): Promise<void> {
     const ipt: IptablesOptions = { logger: this.logger, ...this.#deps.iptables };
+    const prebound = this.#deps.prebound;
+    if (prebound !== undefined) {
+      await this.proxier.adopt(
+        prebound.map((l) => l.rule),
+        ADOPT_HOLD_MS,
+        prebound,
+      );
+      return;
+    }
     let adopted;
     try {
       adopted = adoptRedirects(await saveNat(ipt));

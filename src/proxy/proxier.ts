@@ -4,6 +4,7 @@ import type { EndpointChange } from '../balancer/least-conn.js';
 import type { ServicePort, ServiceTable } from '../servicetable/types.js';
 import { ServicePortProxy, type ServicePortProxyOptions } from './service-port-proxy.js';
 import { DEFAULT_PROXY_PORT_RANGE, allocatePort, type PortRange } from './port-allocator.js';
+import { closePrebound, type PreboundListener } from './early-bind.js';
 
 /**
  * How client traffic reaches the listeners:
@@ -151,9 +152,12 @@ export class Proxier {
    * with the same port; the others close. Call once, before the first `apply`. Resolves with
    * the number bound.
    */
-  adopt(ports: readonly AdoptedPort[], holdMs: number): Promise<number> {
+  adopt(
+    ports: readonly AdoptedPort[],
+    holdMs: number,
+    prebound: readonly PreboundListener[] = [],
+  ): Promise<number> {
     const run = this.#queue.then(async () => {
-      let bound = 0;
       for (const a of ports) this.#adopted.set(a.servicePort, a);
       const proxies: ServicePortProxy[] = [];
       for (const a of ports) {
@@ -174,8 +178,24 @@ export class Proxier {
         this.#ports.set(a.servicePort, proxy);
         proxies.push(proxy);
       }
-      const results = await Promise.all(proxies.map((p) => this.#bind(p)));
-      bound = results.filter(Boolean).length;
+      const early = new Map(prebound.map((l) => [l.rule.servicePort, l]));
+      const results = await Promise.all(
+        proxies.map((p) => {
+          const l = early.get(p.servicePort);
+          if (l === undefined || l.address.port !== this.#adopted.get(p.servicePort)?.proxyPort)
+            return this.#bind(p);
+          early.delete(p.servicePort);
+          const addr = p.adoptServer(l.server, l.held);
+          this.#opts.logger.info(
+            { servicePort: p.servicePort, listen: `${addr.address}:${addr.port}`, adopted: true },
+            'service port listening',
+          );
+          return true;
+        }),
+      );
+      // Listeners bound early for a rule this adoption does not keep: close them.
+      closePrebound([...early.values()]);
+      const bound = results.filter(Boolean).length;
       if (proxies.length > 0) {
         this.#holdTimer = setTimeout(() => this.#releaseHeld(), holdMs);
         this.#holdTimer.unref();

@@ -175,6 +175,19 @@ export class ServicePortProxy implements ConnectionHost {
   }
 
   /**
+   * Takes over a listener bound before the daemon started (proxy/early-bind.ts), and the clients
+   * it accepted meanwhile, which are held until `release`.
+   */
+  adoptServer(server: Server, held: readonly Socket[]): AddressInfo {
+    server.removeAllListeners('connection');
+    server.on('connection', this.#onConnection);
+    this.#server = server;
+    this.#held = [...held];
+    this.address = server.address() as AddressInfo;
+    return this.address;
+  }
+
+  /**
    * Stops accepting. Open connections are not touched. Resolves once the listening socket is
    * closed, not when the connections it accepted end (which is when net.Server's own close
    * callback would run).
