@@ -196,6 +196,10 @@ describe.runIf(canUseNetns())('life cycle of the proxy (intercept iptables)', ()
       .logs()
       .find((l) => l.msg === 'listener ports adopted from the rules in place');
     expect(adopted).toMatchObject({ adopted: 2, bound: 2 });
+    const listening = second
+      .logs()
+      .find((l) => l.msg === 'service port listening' && l.adopted === true);
+    expect(listening).toBeDefined();
     const refusedAfterStart = tcp.refusedAt.filter((t) => t >= startAt);
     const firstOkAfterStart = tcp.okAt.find((t) => t >= startAt);
     console.log(
