@@ -2,6 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { adoptRedirects } from '../iptables/adopt.js';
 import { saveNat, type IptablesOptions } from '../iptables/apply.js';
 import type { RedirectRule } from '../iptables/render.js';
+import { listeningPorts } from './listening-ports.js';
 
 /**
  * The first thing `run` does with intercept `iptables`, before it loads the rest of the daemon:
@@ -61,9 +62,14 @@ export async function bindAdoptedEarly(
   } catch {
     return [];
   }
+  // A port something already listens on belongs to a process still running (a handover): it
+  // keeps serving, and the daemon binds next to it once it knows the endpoints, so no client
+  // waits on a listener that cannot serve it yet.
+  const busy = await listeningPorts();
   const out: PreboundListener[] = [];
   await Promise.all(
     rules.map(async (rule) => {
+      if (busy.has(rule.proxyPort)) return;
       try {
         const { server, held } = await bindHolding(rule.proxyPort, host);
         out.push({ rule, server, held, address: server.address() as AddressInfo });

@@ -5,6 +5,7 @@ import type { ServicePort, ServiceTable } from '../servicetable/types.js';
 import { ServicePortProxy, type ServicePortProxyOptions } from './service-port-proxy.js';
 import { DEFAULT_PROXY_PORT_RANGE, allocatePort, type PortRange } from './port-allocator.js';
 import { closePrebound, type PreboundListener } from './early-bind.js';
+import { listeningPorts } from './listening-ports.js';
 
 /**
  * How client traffic reaches the listeners:
@@ -38,6 +39,8 @@ export interface ProxierOptions extends ServicePortProxyOptions {
   readonly listenRetryMaxMs?: number;
   /** Where new listener ports come from (intercept `iptables`). Default 61000-65535. */
   readonly portRange?: PortRange;
+  /** Listening TCP ports of the namespace (see listening-ports.ts); tests replace it. */
+  readonly listeningPorts?: () => Promise<ReadonlySet<number>>;
 }
 
 /** A listener port taken over from the rules of a previous process (intercept `iptables`). */
@@ -159,9 +162,14 @@ export class Proxier {
   ): Promise<number> {
     const run = this.#queue.then(async () => {
       for (const a of ports) this.#adopted.set(a.servicePort, a);
+      const early = new Map(prebound.map((l) => [l.rule.servicePort, l]));
+      // Ports a running process listens on (a handover) are left to it: they are bound at the
+      // first `apply`, with their endpoints known, instead of holding clients meanwhile.
+      const busy = await (this.#opts.listeningPorts ?? listeningPorts)();
       const proxies: ServicePortProxy[] = [];
       for (const a of ports) {
         if (this.#ports.has(a.servicePort)) continue;
+        if (!early.has(a.servicePort) && busy.has(a.proxyPort)) continue;
         const proxy = new ServicePortProxy(
           {
             name: { namespace: '', name: a.servicePort, port: '', protocol: 'TCP' },
@@ -178,7 +186,6 @@ export class Proxier {
         this.#ports.set(a.servicePort, proxy);
         proxies.push(proxy);
       }
-      const early = new Map(prebound.map((l) => [l.rule.servicePort, l]));
       const results = await Promise.all(
         proxies.map((p) => {
           const l = early.get(p.servicePort);
@@ -196,11 +203,16 @@ export class Proxier {
       // Listeners bound early for a rule this adoption does not keep: close them.
       closePrebound([...early.values()]);
       const bound = results.filter(Boolean).length;
-      if (proxies.length > 0) {
+      if (ports.length > 0) {
         this.#holdTimer = setTimeout(() => this.#releaseHeld(), holdMs);
         this.#holdTimer.unref();
         this.#opts.logger.info(
-          { adopted: proxies.length, bound, holdMs },
+          {
+            adopted: ports.length,
+            bound,
+            leftToRunningProcess: ports.length - proxies.length,
+            holdMs,
+          },
           'listener ports adopted from the rules in place',
         );
       }

@@ -220,3 +220,12 @@ export function endpointsOf(
   const sp = state.servicePorts.find((p) => p.servicePort === servicePort);
   return new Map((sp?.endpoints ?? []).map((e) => [e.endpoint, e]));
 }
+
+/**
+ * Whether a TCP socket listens on `port` in `ns` (`ss`). Probing a listener port directly no
+ * longer works: the firewall chain drops connections to it that were not redirected.
+ */
+export async function listens(h: Harness, ns: string, port: number): Promise<boolean> {
+  const out = (await h.exec(ns, ['ss', '-Hltn', `sport = :${port}`])).stdout;
+  return out.trim() !== '';
+}
