@@ -38,6 +38,9 @@ export default tseslint.config(
       'src/lib/**',
       'src/iptables/render.ts',
       'src/iptables/plan.ts',
+      'src/iptables/adopt.ts',
+      'src/iptables/firewall.ts',
+      'src/proxy/port-allocator.ts',
     ],
     rules: {
       'no-restricted-imports': [

@@ -155,7 +155,10 @@ describe('apply', () => {
   });
 
   it('cleanup does nothing (and runs no restore) when nothing of ours is there', async () => {
-    const { spawn, calls } = fakeSpawn([{ code: 0, stdout: FRESH }, { code: 0, stdout: '' }]);
+    const { spawn, calls } = fakeSpawn([
+      { code: 0, stdout: FRESH },
+      { code: 0, stdout: '' },
+    ]);
     await expect(cleanup(opts(spawn))).resolves.toBe(false);
     // The nat and the filter table are read; nothing is restored.
     expect(calls.map((c) => c.args.join(' '))).toEqual(['-t nat', '-t filter']);
