@@ -3,7 +3,7 @@ import { ConfigError, describe } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import { parseRunConfig, type RunArgs } from './config.js';
 import type { DemoArgs } from './demo.js';
-import type { PreboundListener } from '../proxy/early-bind.js';
+import type { EarlyAdoption } from '../proxy/early-bind.js';
 import { parseHostPort } from './parse.js';
 
 /**
@@ -138,7 +138,7 @@ function runOptions(y: Argv): Argv<RunArgs> {
 /** Runs the CLI with `argv` (without node and script). Resolves with the exit code. */
 export async function main(
   argv: string[],
-  opts: { readonly prebound?: readonly PreboundListener[] } = {},
+  opts: { readonly prebound?: EarlyAdoption } = {},
 ): Promise<number> {
   let code = 0;
   const cli = yargs()
@@ -152,13 +152,14 @@ export async function main(
       try {
         config = parseRunConfig(args as unknown as RunArgs);
       } catch (err) {
-        if (early !== undefined) (await import('../proxy/early-bind.js')).closePrebound(early);
+        if (early !== undefined)
+          (await import('../proxy/early-bind.js')).closePrebound(early.listeners);
         throw err;
       }
       // Listeners bin/ bound for the rules in place before anything else loaded (early-bind).
       let prebound = early;
       if (prebound !== undefined && config.daemon.intercept !== 'iptables') {
-        (await import('../proxy/early-bind.js')).closePrebound(prebound);
+        (await import('../proxy/early-bind.js')).closePrebound(prebound.listeners);
         prebound = undefined;
       }
       const { run } = await import('./run.js');

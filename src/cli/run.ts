@@ -4,7 +4,7 @@ import { createLogger, type Logger } from '../log.js';
 import { FileSource } from '../source/file.js';
 import type { Source, SourceSink } from '../source/types.js';
 import type { RunConfig } from './config.js';
-import type { PreboundListener } from '../proxy/early-bind.js';
+import type { EarlyAdoption } from '../proxy/early-bind.js';
 
 async function createSource(config: RunConfig, logger: Logger): Promise<Source> {
   if (config.source.kind === 'file') return new FileSource({ path: config.source.path, logger });
@@ -57,10 +57,7 @@ class DeferredK8sSource implements Source {
  * connections; a second one closes them at once. SIGHUP re-reads a manifests file. SIGUSR1 and
  * SIGUSR2 are logged and ignored (Node.js would open its inspector on SIGUSR1).
  */
-export async function run(
-  config: RunConfig,
-  prebound?: readonly PreboundListener[],
-): Promise<number> {
+export async function run(config: RunConfig, prebound?: EarlyAdoption): Promise<number> {
   const logger = createLogger(config.logLevel);
   process.on('uncaughtException', (err) => {
     logger.fatal({ err }, 'uncaught exception; exiting');

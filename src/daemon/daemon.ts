@@ -18,7 +18,7 @@ import { adoptRedirects } from '../iptables/adopt.js';
 import type { Connection as ProxiedConnection, FaultPoint } from '../proxy/connection.js';
 import { DEFAULT_PROXY_PORT_RANGE, type PortRange } from '../proxy/port-allocator.js';
 import { enableTcpMigrateReq, type SysctlOutcome } from './sysctl.js';
-import type { PreboundListener } from '../proxy/early-bind.js';
+import type { EarlyAdoption } from '../proxy/early-bind.js';
 import { IptablesSync } from './iptables-sync.js';
 import { DrainController, type DrainConfig } from './drain-controller.js';
 import { TableSink } from './table-sink.js';
@@ -107,7 +107,7 @@ export interface DaemonDeps {
    * Listeners `run` bound for the rules in place before it loaded the daemon
    * (proxy/early-bind.ts); adopted in place of reading the rules again.
    */
-  readonly prebound?: readonly PreboundListener[];
+  readonly prebound?: EarlyAdoption;
 }
 
 /**
@@ -315,13 +315,9 @@ export class Daemon {
    */
   async #adoptListeners(): Promise<void> {
     const ipt: IptablesOptions = { logger: this.logger, ...this.#deps.iptables };
-    const prebound = this.#deps.prebound;
-    if (prebound !== undefined) {
-      await this.proxier.adopt(
-        prebound.map((l) => l.rule),
-        ADOPT_HOLD_MS,
-        prebound,
-      );
+    const early = this.#deps.prebound;
+    if (early?.rules !== undefined) {
+      await this.proxier.adopt(early.rules, ADOPT_HOLD_MS, early.listeners);
       return;
     }
     let adopted;

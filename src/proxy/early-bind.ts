@@ -22,6 +22,15 @@ export interface PreboundListener {
   readonly held: Socket[];
 }
 
+/**
+ * What `bindAdoptedEarly` found: every rule in place (`undefined` when the rules could not be
+ * read), and the listeners it bound (not those a running process already listens on).
+ */
+export interface EarlyAdoption {
+  readonly rules: readonly RedirectRule[] | undefined;
+  readonly listeners: readonly PreboundListener[];
+}
+
 /** Clients held, at most, per listener before the daemon claims it; more are reset. */
 const EARLY_HELD_MAX = 4096;
 
@@ -53,14 +62,14 @@ function bindHolding(port: number, host: string): Promise<{ server: Server; held
 export async function bindAdoptedEarly(
   opts: Omit<IptablesOptions, 'logger'> = {},
   host = '0.0.0.0',
-): Promise<PreboundListener[]> {
+): Promise<EarlyAdoption> {
   let rules: RedirectRule[];
   try {
     // saveNat logs nothing; the logger is required by the type only.
     const quiet = { debug() {}, info() {} } as unknown as IptablesOptions['logger'];
     rules = adoptRedirects(await saveNat({ ...opts, logger: quiet }));
   } catch {
-    return [];
+    return { rules: undefined, listeners: [] };
   }
   // A port something already listens on belongs to a process still running (a handover): it
   // keeps serving, and the daemon binds next to it once it knows the endpoints, so no client
@@ -78,7 +87,7 @@ export async function bindAdoptedEarly(
       }
     }),
   );
-  return out;
+  return { rules, listeners: out };
 }
 
 /**

@@ -127,8 +127,13 @@ describe('fault containment (issue 8)', () => {
       ).toHaveLength(1);
       // The Service port's books still balance: only the bystanders are open, and each
       // endpoint counts exactly the connections it holds.
-      await new Promise((r) => setTimeout(r, 100));
+      // (Closed connections are counted out when both their sockets have closed: wait for it,
+      // bounded; a connection whose books leaked would never leave.)
       const port = daemon.proxier.get('default/plain:tcp')!;
+      const deadline = Date.now() + 5_000;
+      while (port.connections.size !== bystanders.length && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       expect(port.connections.size).toBe(bystanders.length);
       const active = [...port.balancer.endpoints()].reduce((n, e) => n + e.active, 0);
       expect(active).toBe(bystanders.length);
