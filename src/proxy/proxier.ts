@@ -35,7 +35,7 @@ export interface ProxierOptions extends ServicePortProxyOptions {
    * SO_REUSEPORT the port frees as soon as the old process closes it.
    */
   readonly listenRetryMs?: number;
-  /** Cap of the retry delay. Default 5 s. */
+  /** Cap of the retry delay. Default 1 s: a port held by a process about to exit frees soon. */
   readonly listenRetryMaxMs?: number;
   /** Where new listener ports come from (intercept `iptables`). Default 61000-65535. */
   readonly portRange?: PortRange;
@@ -414,7 +414,7 @@ export class Proxier {
       return;
     }
     const first = this.#opts.listenRetryMs ?? 100;
-    const max = Math.max(first, this.#opts.listenRetryMaxMs ?? 5_000);
+    const max = Math.max(first, this.#opts.listenRetryMaxMs ?? 1_000);
     const delay = Math.min(max, first * 2 ** this.#retryRound);
     this.#retryRound = Math.min(this.#retryRound + 1, 30);
     this.#retryTimer = setTimeout(() => {
