@@ -125,7 +125,7 @@ function runOptions(y: Argv): Argv<RunArgs> {
       type: 'boolean',
       default: true,
       describe:
-        'Set net.ipv4.tcp_migrate_req=1 at start, so connections queued on a closing listener move to the new process during an upgrade; --no-set-tcp-migrate-req leaves the sysctl as it is',
+        'With --intercept iptables, set net.ipv4.tcp_migrate_req=1 at start, so connections queued on a closing listener move to the new process during an upgrade; --no-set-tcp-migrate-req leaves the sysctl as it is',
     })
     .option('rebalance-threshold', {
       type: 'string',

@@ -40,8 +40,8 @@ export interface DaemonConfig extends DrainConfig {
   /** Where new listener ports come from (intercept `iptables`). Default 61000-65535. */
   readonly proxyPortRange?: PortRange;
   /**
-   * Set `net.ipv4.tcp_migrate_req=1` at start (see sysctl.ts). Default false for library use;
-   * `run` sets it unless `--no-set-tcp-migrate-req`.
+   * Set `net.ipv4.tcp_migrate_req=1` at start with intercept `iptables` (see sysctl.ts). Default
+   * false for library use; `run` sets it unless `--no-set-tcp-migrate-req`.
    */
   readonly setTcpMigrateReq?: boolean;
 }
@@ -283,7 +283,9 @@ export class Daemon {
     // ports first, before anything else, so the window in which clients are refused ends now.
     if (this.iptables !== undefined) await this.#adoptListeners();
     this.tcpMigrateReq = await enableTcpMigrateReq(this.logger, {
-      set: this.config.setTcpMigrateReq ?? false,
+      // Only where the proxy owns the node's network namespace anyway (it writes its iptables);
+      // intercept `none` runs in shared namespaces (the demo, tests) and leaves it alone.
+      set: (this.config.setTcpMigrateReq ?? false) && this.config.intercept === 'iptables',
       ...(this.#deps.sysctlPath !== undefined ? { path: this.#deps.sysctlPath } : {}),
     });
     const addr = this.config.metricsAddress;

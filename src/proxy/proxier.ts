@@ -132,11 +132,16 @@ export class Proxier {
     return n;
   }
 
-  /** The ports every bound listener holds (the firewall covers those outside the range). */
+  /**
+   * The ports the firewall must close to non-redirected connections (it covers those outside
+   * the range one by one): every bound listener's, and every adopted port not yet bound (one a
+   * running process still serves during a handover).
+   */
   listenerPorts(): number[] {
-    const out: number[] = [];
-    for (const p of this.#ports.values()) if (p.address !== undefined) out.push(p.address.port);
-    return out;
+    const out = new Set<number>();
+    for (const p of this.#ports.values()) if (p.address !== undefined) out.add(p.address.port);
+    for (const a of this.#adopted.values()) out.add(a.proxyPort);
+    return [...out];
   }
 
   /** Service ports whose listener is not bound (a failed bind being retried). */

@@ -1,3 +1,4 @@
+import { readFile, writeFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTcpBackend, type TcpBackend } from '../support/backends.js';
 import {
@@ -36,6 +37,18 @@ describe('handover to a second process (intercept none)', () => {
       BACKENDS.map((ip) => startTcpBackend(ip, 9001)),
     );
     cleanups.push(() => Promise.all(tcpBackends.map((b) => b.close())));
+    // Connections queued on the first process's listeners when it closes them would be reset
+    // unless net.ipv4.tcp_migrate_req is 1 (the e2e suite measures both). Turn it on for this
+    // test where permitted, and put the machine's value back afterwards.
+    const migrate = '/proc/sys/net/ipv4/tcp_migrate_req';
+    const before = await readFile(migrate, 'utf8').catch(() => undefined);
+    if (before !== undefined && before.trim() !== '1') {
+      const set = await writeFile(migrate, '1\n').then(
+        () => true,
+        () => false,
+      );
+      if (set) cleanups.push(() => writeFile(migrate, before));
+    }
     const file: ManifestsFile = await manifestsFile([
       service('echo', { clusterIP: VIP, ports: [{ name: 'grpc', port: 8080 }] }),
       endpointSlice('echo-1', BACKENDS, { service: 'echo', ports: [{ name: 'grpc', port: 9000 }] }),
@@ -56,8 +69,8 @@ describe('handover to a second process (intercept none)', () => {
       `127.0.0.1:${await freePort()}`,
       '--shutdown-grace',
       '10s',
-      // Tests share the machine's network namespace: leave its sysctls alone (the e2e suite,
-      // in namespaces of its own, runs with the default).
+      // The test sets the sysctl itself above (and restores it): the machine's network
+      // namespace is shared.
       '--no-set-tcp-migrate-req',
     ];
     const first: RunProcess = spawnRun(flags);
