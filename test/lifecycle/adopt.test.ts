@@ -140,6 +140,8 @@ describe('adopted listener ports (issue 8)', () => {
       5_000,
     );
     expect(bound).toBe(0);
+    // Not bound here yet, but its firewall rule must stay while the running process serves it.
+    expect(p.listenerPorts()).toEqual([proxyPort]);
     expect(
       lines.find((l) => l.msg === 'listener ports adopted from the rules in place'),
     ).toMatchObject({ adopted: 1, leftToRunningProcess: 1 });
