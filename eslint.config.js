@@ -41,6 +41,11 @@ export default tseslint.config(
       'src/iptables/adopt.ts',
       'src/iptables/firewall.ts',
       'src/proxy/port-allocator.ts',
+      'src/cluster/report.ts',
+      'src/cluster/auth.ts',
+      'src/cluster/view.ts',
+      'src/cluster/lease.ts',
+      'src/cluster/aggregate.ts',
     ],
     rules: {
       'no-restricted-imports': [

@@ -21,6 +21,12 @@ export class EndpointStats {
   active = 0;
   /** Connections being drained. */
   draining = 0;
+  /**
+   * Active connections the other nodes hold to this endpoint, as the cluster view last said,
+   * plus the picks they are expected to have made since (see LeastConnBalancer.setRemote).
+   * 0 when the cluster view is off or stale. Balancer-private.
+   */
+  remote = 0;
   /** Connections established since the endpoint was first seen. */
   total = 0;
   /** Dials that failed, by reason. */
@@ -48,8 +54,11 @@ export class EndpointStats {
     this.status = endpoint.state;
   }
 
-  /** IPVS overhead per weight: `(active * 256 + draining) / weight`. Lower is better. */
+  /**
+   * IPVS overhead per weight: `(active * 256 + draining) / weight`, with the other nodes'
+   * estimated active connections added to `active` when the cluster view is on. Lower is better.
+   */
   score(): number {
-    return (this.active * 256 + this.draining) / this.weight;
+    return ((this.active + this.remote) * 256 + this.draining) / this.weight;
   }
 }

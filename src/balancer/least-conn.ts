@@ -54,6 +54,10 @@ export class LeastConnBalancer {
   #highSeq = 0;
   #lowSeq = 0;
   #updates = 0;
+  /** Added to a picked endpoint's `remote` per pick (cluster view on); see setCluster. */
+  #herdStep = 0;
+  /** Endpoints the next connections go to, in order (cluster rebalance destinations). */
+  #reserved: string[] = [];
 
   constructor(opts: BalancerOptions = {}) {
     this.#random = opts.random ?? Math.random;
@@ -126,6 +130,13 @@ export class LeastConnBalancer {
   pick(exclude?: ReadonlySet<EndpointStats>): EndpointStats | undefined {
     this.#readmitEjected();
     this.#refreshRamps();
+    const reserved = this.#takeReserved(exclude);
+    if (reserved !== undefined) {
+      reserved.active++;
+      reserved.seq = ++this.#highSeq;
+      this.#heap.fix(reserved);
+      return reserved;
+    }
     let chosen = this.#heap.peek();
     if (chosen !== undefined && exclude?.has(chosen)) {
       const skipped: EndpointStats[] = [];
@@ -136,9 +147,56 @@ export class LeastConnBalancer {
     if (chosen === undefined) chosen = this.#leastEjected(exclude);
     if (chosen === undefined) return undefined;
     chosen.active++;
+    chosen.remote += this.#herdStep;
     chosen.seq = ++this.#highSeq;
     this.#heap.fix(chosen);
     return chosen;
+  }
+
+  /**
+   * Cluster estimates. `others` holds, per endpoint key, the active connections the other nodes
+   * held at the last sync of the cluster view; undefined means the view is off or stale, and
+   * picks use this node's counts alone (the node-local behaviour). An endpoint's score then uses
+   * `others + this node's live count`: local deltas are never stale.
+   *
+   * `herdStep` bounds herding: between two syncs every node sees the same emptiest endpoint (a
+   * new pod). Each pick this node makes until the next sync adds `herdStep` to the picked
+   * endpoint's estimate, standing for the picks the other nodes are expected to make in the
+   * meantime (it is the number of other nodes serving the Service port, the pessimistic case).
+   * The next call resets the estimates from fresh counts.
+   *
+   * `reserved` endpoints take this node's next connections, one each, in order: the
+   * destinations the cluster rebalance chose for the clients it drains here. A reservation that
+   * cannot be used (endpoint gone, ejected, excluded) is skipped. O(n log n) per call; picks stay
+   * O(log n).
+   */
+  setCluster(
+    others: ReadonlyMap<string, number> | undefined,
+    herdStep = 0,
+    reserved: readonly string[] = [],
+  ): void {
+    this.#herdStep = others === undefined ? 0 : Math.max(0, herdStep);
+    this.#reserved = others === undefined ? [] : [...reserved];
+    for (const ep of this.#all.values()) {
+      const r = others?.get(ep.key) ?? 0;
+      if (ep.remote !== r) {
+        ep.remote = r;
+        this.#heap.fix(ep);
+      }
+    }
+  }
+
+  /** Reservations not yet used, for /debug/state and tests. */
+  get reservations(): readonly string[] {
+    return this.#reserved;
+  }
+
+  #takeReserved(exclude?: ReadonlySet<EndpointStats>): EndpointStats | undefined {
+    while (this.#reserved.length > 0) {
+      const ep = this.#all.get(this.#reserved.shift() as string);
+      if (ep !== undefined && ep.eligible && this.#heap.has(ep) && !exclude?.has(ep)) return ep;
+    }
+    return undefined;
   }
 
   /**
@@ -159,7 +217,7 @@ export class LeastConnBalancer {
     const ep = this.#all.get(key);
     if (ep === undefined || !ep.eligible || ep.active < 1) return false;
     this.#refreshRamps();
-    const after = ((ep.active - 1) * 256 + ep.draining + 1) / ep.weight;
+    const after = ((ep.active - 1 + ep.remote) * 256 + ep.draining + 1) / ep.weight;
     for (const other of this.#heap) if (other !== ep && other.score() <= after) return false;
     for (const other of this.#ejected) if (other !== ep && other.score() <= after) return false;
     return true;

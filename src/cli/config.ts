@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { LevelWithSilent } from 'pino';
 import { ConfigError } from '../errors.js';
 import type { DaemonConfig } from '../daemon/daemon.js';
@@ -36,6 +37,26 @@ export interface RunArgs {
   readonly 'rebalance-threshold': string;
   readonly 'proxy-port-range'?: string | undefined;
   readonly 'set-tcp-migrate-req'?: boolean | undefined;
+  // Cluster view (issue 9).
+  readonly peers?: string | undefined;
+  readonly 'peer-secret-file'?: string | undefined;
+  readonly 'cluster-sync-interval'?: string | undefined;
+  readonly 'cluster-lease-namespace'?: string | undefined;
+}
+
+/** The cluster view as configured; the secret is read from its file when the daemon starts. */
+export interface ClusterFlags {
+  /** This node's name in the view: `--node-name`, else the host name. */
+  readonly node: string;
+  /** Static peers (metrics addresses), this node's own address left out. */
+  readonly peers: readonly { readonly host: string; readonly port: number }[];
+  readonly secretFile: string;
+  readonly intervalMs: number;
+  /**
+   * `--source k8s` without `--peers`: the aggregator is elected with a Lease in this namespace,
+   * and this proxy advertises its metrics address to the others through it.
+   */
+  readonly lease: { readonly namespace: string; readonly advertise: string } | undefined;
 }
 
 /** A parsed, validated `run` configuration. */
@@ -45,6 +66,8 @@ export interface RunConfig {
   readonly logLevel: LevelWithSilent;
   readonly kubeconfig: string | undefined;
   readonly allServices: boolean;
+  /** The cluster view; undefined when off (no `--peers`). */
+  readonly cluster: ClusterFlags | undefined;
 }
 
 /**
@@ -84,14 +107,16 @@ export function parseRunConfig(args: RunArgs): RunConfig {
       `must be 0 (off) or more than 1, got ${args['rebalance-threshold']}`,
     );
   }
+  const metricsAddress = parseHostPort('--metrics-address', args['metrics-address']);
   return {
     source,
+    cluster: parseClusterFlags(args, nodeName, metricsAddress, source),
     logLevel: logLevel as LevelWithSilent,
     kubeconfig: args.kubeconfig === '' ? undefined : args.kubeconfig,
     allServices: args['all-services'],
     daemon: {
       intercept,
-      metricsAddress: parseHostPort('--metrics-address', args['metrics-address']),
+      metricsAddress,
       nodeName,
       shutdownGraceMs: parseDuration('--shutdown-grace', args['shutdown-grace']),
       connectTimeoutMs,
@@ -111,4 +136,79 @@ export function parseRunConfig(args: RunArgs): RunConfig {
       setTcpMigrateReq: args['set-tcp-migrate-req'] ?? true,
     },
   };
+}
+
+/**
+ * The cluster view flags. On with `--peers` (static peers, any source), or with `--source k8s`
+ * and `--peer-secret-file` (peers found through a Lease-elected aggregator). The secret is
+ * required either way.
+ */
+function parseClusterFlags(
+  args: RunArgs,
+  nodeName: string | undefined,
+  metrics: { host: string; port: number },
+  source: SourceSpec,
+): ClusterFlags | undefined {
+  const peersText = (args.peers ?? '').trim();
+  const secretFile = (args['peer-secret-file'] ?? '').trim();
+  if (peersText === '' && secretFile === '') return undefined;
+  if (peersText === '' && source.kind !== 'k8s') {
+    throw new ConfigError(
+      '--peer-secret-file',
+      'given without --peers: with a manifests file, list the peers (HOST:PORT of their --metrics-address)',
+    );
+  }
+  if (secretFile === '') {
+    throw new ConfigError(
+      '--peer-secret-file',
+      'required with --peers: peers authenticate with a shared secret',
+    );
+  }
+  const intervalMs = parseDuration(
+    '--cluster-sync-interval',
+    args['cluster-sync-interval'] ?? '2s',
+  );
+  if (intervalMs < 100 || intervalMs > 60_000) {
+    throw new ConfigError(
+      '--cluster-sync-interval',
+      `must be from 100ms to 1m, got ${args['cluster-sync-interval']}`,
+    );
+  }
+  const node = nodeName ?? hostname();
+  if (peersText === '') {
+    const unspecified =
+      ['0.0.0.0', '::'].includes(metrics.host) ||
+      metrics.host.startsWith('127.') ||
+      metrics.host === '::1';
+    if (unspecified || metrics.port === 0) {
+      throw new ConfigError(
+        '--metrics-address',
+        `the cluster view with --source k8s advertises this address to the other nodes: use one they reach (e.g. $(POD_IP):9901), not ${metrics.host}:${metrics.port}`,
+      );
+    }
+    const namespace = (args['cluster-lease-namespace'] ?? '').trim() || 'kube-lc-proxy';
+    const host = metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host;
+    return {
+      node,
+      peers: [],
+      secretFile,
+      intervalMs,
+      lease: { namespace, advertise: `${host}:${metrics.port}` },
+    };
+  }
+  const own = `${metrics.host}:${metrics.port}`;
+  const seen = new Set<string>();
+  const peers: { host: string; port: number }[] = [];
+  for (const item of peersText.split(',')) {
+    const text = item.trim();
+    if (text === '') continue;
+    const p = parseHostPort('--peers', text);
+    if (p.port === 0) throw new ConfigError('--peers', `port 0 in ${JSON.stringify(text)}`);
+    const key = `${p.host}:${p.port}`;
+    // The same list may be given to every node: this node's own address is skipped.
+    if (key === own || seen.has(key)) continue;
+    seen.add(key);
+    peers.push(p);
+  }
+  return { node, peers, secretFile, intervalMs, lease: undefined };
 }

@@ -17,122 +17,150 @@ export const EXIT_USAGE = 2;
 class UsageError extends Error {}
 
 function runOptions(y: Argv): Argv<RunArgs> {
-  return y
-    .option('source', {
-      type: 'string',
-      default: 'k8s',
-      describe:
-        'Where Services and EndpointSlices come from: k8s (the API server) or file:PATH (a manifests file, watched for edits)',
-    })
-    .option('intercept', {
-      type: 'string',
-      choices: ['iptables', 'none'],
-      defaultDescription: 'iptables with --source k8s, none with file:',
-      describe:
-        'iptables: REDIRECT ClusterIP traffic to listeners on 0.0.0.0; none: listen on each ClusterIP:port directly',
-    })
-    .option('metrics-address', {
-      type: 'string',
-      default: '127.0.0.1:9901',
-      describe: 'HOST:PORT for /metrics, /healthz, /readyz and /debug/state',
-    })
-    .option('log-level', {
-      type: 'string',
-      default: 'info',
-      choices: LOG_LEVELS,
-      describe: 'Log level (JSON logs on stdout)',
-    })
-    .option('shutdown-grace', {
-      type: 'string',
-      default: '30s',
-      describe: 'On SIGTERM/SIGINT, how long to wait for open connections before closing them',
-    })
-    .option('connect-timeout', {
-      type: 'string',
-      default: '1s',
-      describe: 'Timeout of each dial to an endpoint',
-    })
-    .option('connect-attempts', {
-      type: 'string',
-      default: '3',
-      describe: 'Endpoints tried per client connection (on refusal or timeout) before it is reset',
-    })
-    .option('slow-start-window', {
-      type: 'string',
-      default: '0',
-      describe: "Ramp a newly ready endpoint's weight from 10% to 100% over this long (0 = off)",
-    })
-    .option('kubeconfig', {
-      type: 'string',
-      default: process.env.KUBECONFIG,
-      defaultDescription: '$KUBECONFIG, else in-cluster config',
-      describe: 'kubeconfig file for --source k8s',
-    })
-    .option('node-name', {
-      type: 'string',
-      default: process.env.NODE_NAME,
-      defaultDescription: '$NODE_NAME',
-      describe: 'This node, for internalTrafficPolicy: Local and topology hints',
-    })
-    .option('all-services', {
-      type: 'boolean',
-      default: false,
-      describe:
-        'Select every Service kube-proxy would, instead of only those labelled service.kubernetes.io/service-proxy-name=kube-lc-proxy',
-    })
-    .option('sync-min-interval', {
-      type: 'string',
-      default: '1s',
-      describe: 'Shortest time between two iptables syncs (changes in between are coalesced)',
-    })
-    .option('h2-drain', {
-      type: 'boolean',
-      default: true,
-      describe:
-        'Detect HTTP/2 cleartext (h2c, gRPC) connections and drain them with GOAWAY; --no-h2-drain treats every connection as opaque TCP',
-    })
-    .option('max-connection-age', {
-      type: 'string',
-      default: '10m',
-      describe:
-        'Drain h2c connections older than this, with ±10% jitter per connection (0 = never)',
-    })
-    .option('drain-grace', {
-      type: 'string',
-      default: '30s',
-      describe:
-        'How long a drained connection may stay open for its streams to end before it is closed anyway',
-    })
-    .option('drain-max-concurrent', {
-      type: 'string',
-      default: '10%',
-      describe:
-        "At most this share (or count, e.g. 5) of a Service port's connections drain at once (at least 1)",
-    })
-    .option('drain-rate', {
-      type: 'string',
-      default: '20/s',
-      describe:
-        'At most this many drains start per second per Service port (0 = no limit). Drains of leaving endpoints bypass both limits',
-    })
-    .option('proxy-port-range', {
-      type: 'string',
-      default: '61000-65535',
-      describe:
-        'FIRST-LAST: ports for new listeners with --intercept iptables (a Service port keeps its port across restarts; ports of the rules in place are adopted). Keep it outside the ephemeral range (net.ipv4.ip_local_port_range) and the NodePort range; non-redirected connections to it are dropped',
-    })
-    .option('set-tcp-migrate-req', {
-      type: 'boolean',
-      default: true,
-      describe:
-        'With --intercept iptables, set net.ipv4.tcp_migrate_req=1 at start, so connections queued on a closing listener move to the new process during an upgrade; --no-set-tcp-migrate-req leaves the sysctl as it is',
-    })
-    .option('rebalance-threshold', {
-      type: 'string',
-      default: '1.2',
-      describe:
-        "Drain the excess from the busiest endpoints when one holds more than this times its share of a Service port's h2c connections (max/mean when weights are equal) and at least 2 more; 0 = off",
-    }) as unknown as Argv<RunArgs>;
+  return (
+    y
+      .option('source', {
+        type: 'string',
+        default: 'k8s',
+        describe:
+          'Where Services and EndpointSlices come from: k8s (the API server) or file:PATH (a manifests file, watched for edits)',
+      })
+      .option('intercept', {
+        type: 'string',
+        choices: ['iptables', 'none'],
+        defaultDescription: 'iptables with --source k8s, none with file:',
+        describe:
+          'iptables: REDIRECT ClusterIP traffic to listeners on 0.0.0.0; none: listen on each ClusterIP:port directly',
+      })
+      .option('metrics-address', {
+        type: 'string',
+        default: '127.0.0.1:9901',
+        describe: 'HOST:PORT for /metrics, /healthz, /readyz and /debug/state',
+      })
+      .option('log-level', {
+        type: 'string',
+        default: 'info',
+        choices: LOG_LEVELS,
+        describe: 'Log level (JSON logs on stdout)',
+      })
+      .option('shutdown-grace', {
+        type: 'string',
+        default: '30s',
+        describe: 'On SIGTERM/SIGINT, how long to wait for open connections before closing them',
+      })
+      .option('connect-timeout', {
+        type: 'string',
+        default: '1s',
+        describe: 'Timeout of each dial to an endpoint',
+      })
+      .option('connect-attempts', {
+        type: 'string',
+        default: '3',
+        describe:
+          'Endpoints tried per client connection (on refusal or timeout) before it is reset',
+      })
+      .option('slow-start-window', {
+        type: 'string',
+        default: '0',
+        describe: "Ramp a newly ready endpoint's weight from 10% to 100% over this long (0 = off)",
+      })
+      .option('kubeconfig', {
+        type: 'string',
+        default: process.env.KUBECONFIG,
+        defaultDescription: '$KUBECONFIG, else in-cluster config',
+        describe: 'kubeconfig file for --source k8s',
+      })
+      .option('node-name', {
+        type: 'string',
+        default: process.env.NODE_NAME,
+        defaultDescription: '$NODE_NAME',
+        describe:
+          'This node, for internalTrafficPolicy: Local and topology hints, and its name in the cluster view (default there: the host name)',
+      })
+      .option('all-services', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Select every Service kube-proxy would, instead of only those labelled service.kubernetes.io/service-proxy-name=kube-lc-proxy',
+      })
+      .option('sync-min-interval', {
+        type: 'string',
+        default: '1s',
+        describe: 'Shortest time between two iptables syncs (changes in between are coalesced)',
+      })
+      .option('h2-drain', {
+        type: 'boolean',
+        default: true,
+        describe:
+          'Detect HTTP/2 cleartext (h2c, gRPC) connections and drain them with GOAWAY; --no-h2-drain treats every connection as opaque TCP',
+      })
+      .option('max-connection-age', {
+        type: 'string',
+        default: '10m',
+        describe:
+          'Drain h2c connections older than this, with ±10% jitter per connection (0 = never)',
+      })
+      .option('drain-grace', {
+        type: 'string',
+        default: '30s',
+        describe:
+          'How long a drained connection may stay open for its streams to end before it is closed anyway',
+      })
+      .option('drain-max-concurrent', {
+        type: 'string',
+        default: '10%',
+        describe:
+          "At most this share (or count, e.g. 5) of a Service port's connections drain at once (at least 1)",
+      })
+      .option('drain-rate', {
+        type: 'string',
+        default: '20/s',
+        describe:
+          'At most this many drains start per second per Service port (0 = no limit). Drains of leaving endpoints bypass both limits',
+      })
+      .option('proxy-port-range', {
+        type: 'string',
+        default: '61000-65535',
+        describe:
+          'FIRST-LAST: ports for new listeners with --intercept iptables (a Service port keeps its port across restarts; ports of the rules in place are adopted). Keep it outside the ephemeral range (net.ipv4.ip_local_port_range) and the NodePort range; non-redirected connections to it are dropped',
+      })
+      .option('set-tcp-migrate-req', {
+        type: 'boolean',
+        default: true,
+        describe:
+          'With --intercept iptables, set net.ipv4.tcp_migrate_req=1 at start, so connections queued on a closing listener move to the new process during an upgrade; --no-set-tcp-migrate-req leaves the sysctl as it is',
+      })
+      .option('rebalance-threshold', {
+        type: 'string',
+        default: '1.2',
+        describe:
+          "Drain the excess from the busiest endpoints when one holds more than this times its share of a Service port's h2c connections (max/mean when weights are equal) and at least 2 more; 0 = off",
+      })
+      // Cluster view (issue 9).
+      .option('peers', {
+        type: 'string',
+        describe:
+          "Cluster view: the other proxies' --metrics-address, HOST:PORT,... (this node's own is skipped). They exchange connection counts so picks and rebalance see the whole cluster. With --source k8s and no --peers, the peers are found through a Lease",
+      })
+      .option('peer-secret-file', {
+        type: 'string',
+        describe:
+          'File holding the secret every peer shares (at least 16 bytes); required with --peers, and turns the cluster view on with --source k8s',
+      })
+      .option('cluster-sync-interval', {
+        type: 'string',
+        default: '2s',
+        describe:
+          'How often counts are exchanged with every peer; a view older than 3 intervals falls back to node-local counts',
+      })
+      .option('cluster-lease-namespace', {
+        type: 'string',
+        default: process.env.POD_NAMESPACE ?? 'kube-lc-proxy',
+        defaultDescription: '$POD_NAMESPACE, else kube-lc-proxy',
+        describe:
+          'With --source k8s and --peer-secret-file (no --peers): namespace of the Lease that elects the aggregator of the cluster view',
+      }) as unknown as Argv<RunArgs>
+  );
 }
 
 /** Runs the CLI with `argv` (without node and script). Resolves with the exit code. */

@@ -5,14 +5,21 @@ import { FileSource } from '../source/file.js';
 import type { Source, SourceSink } from '../source/types.js';
 import type { RunConfig } from './config.js';
 import type { EarlyAdoption } from '../proxy/early-bind.js';
+import { readPeerSecret } from '../cluster/secret.js';
+import type { KubeConfig } from '@kubernetes/client-node';
 
-async function createSource(config: RunConfig, logger: Logger): Promise<Source> {
+async function createSource(
+  config: RunConfig,
+  logger: Logger,
+  kubeConfig: KubeConfig | undefined,
+): Promise<Source> {
   if (config.source.kind === 'file') return new FileSource({ path: config.source.path, logger });
   return new DeferredK8sSource(async () => {
     const { K8sSource } = await import('../source/k8s.js');
     return new K8sSource({
       logger,
       kubeconfig: config.kubeconfig,
+      ...(kubeConfig !== undefined ? { kubeConfig } : {}),
       nodeName: config.daemon.nodeName,
       allServices: config.allServices,
     });
@@ -69,12 +76,33 @@ export async function run(config: RunConfig, prebound?: EarlyAdoption): Promise<
   });
   let daemon: Daemon;
   try {
-    const source = await createSource(config, logger);
-    daemon = new Daemon(config.daemon, {
-      source,
-      logger,
-      ...(prebound !== undefined ? { prebound } : {}),
-    });
+    const c = config.cluster;
+    const cluster =
+      c === undefined
+        ? undefined
+        : {
+            node: c.node,
+            peers: c.peers,
+            intervalMs: c.intervalMs,
+            secret: await readPeerSecret(c.secretFile),
+            lease: c.lease,
+          };
+    // The Lease of the cluster view and the informers share one API client configuration.
+    let kubeConfig: KubeConfig | undefined;
+    if (c?.lease !== undefined) {
+      const { loadKubeConfig } = await import('../source/k8s/config.js');
+      kubeConfig = loadKubeConfig({ kubeconfig: config.kubeconfig }).kc;
+    }
+    const source = await createSource(config, logger, kubeConfig);
+    daemon = new Daemon(
+      { ...config.daemon, cluster },
+      {
+        source,
+        logger,
+        kubeConfig,
+        ...(prebound !== undefined ? { prebound } : {}),
+      },
+    );
     await daemon.start();
   } catch (err) {
     const message = err instanceof KubeLcProxyError ? err.message : describe(err);
@@ -83,7 +111,14 @@ export async function run(config: RunConfig, prebound?: EarlyAdoption): Promise<
     return 1;
   }
   logger.info(
-    { source: config.source.kind, intercept: config.daemon.intercept, pid: process.pid },
+    {
+      source: config.source.kind,
+      intercept: config.daemon.intercept,
+      pid: process.pid,
+      ...(config.cluster !== undefined
+        ? { clusterNode: config.cluster.node, clusterPeers: config.cluster.peers.length }
+        : {}),
+    },
     'kube-lc-proxy running',
   );
   return new Promise<number>((resolve) => {

@@ -22,6 +22,11 @@ import type { EarlyAdoption } from '../proxy/early-bind.js';
 import { IptablesSync } from './iptables-sync.js';
 import { DrainController, type DrainConfig } from './drain-controller.js';
 import { TableSink } from './table-sink.js';
+import { ClusterSync, type PeerAddress } from '../cluster/sync.js';
+import { withCluster } from '../cluster/debug.js';
+import { LeaseElector } from '../cluster/elector.js';
+import { holderIdentity } from '../cluster/lease.js';
+import type { KubeConfig } from '@kubernetes/client-node';
 
 /** Everything `run` configures, already validated (see cli/config.ts). */
 export interface DaemonConfig extends DrainConfig {
@@ -44,6 +49,18 @@ export interface DaemonConfig extends DrainConfig {
    * false for library use; `run` sets it unless `--no-set-tcp-migrate-req`.
    */
   readonly setTcpMigrateReq?: boolean;
+  /** The cluster view (issue 9); undefined: off, node-local counts only. */
+  readonly cluster?: DaemonClusterConfig | undefined;
+}
+
+/** The cluster view over a static peer list. */
+export interface DaemonClusterConfig {
+  readonly node: string;
+  readonly peers: readonly PeerAddress[];
+  readonly secret: Buffer;
+  readonly intervalMs: number;
+  /** `--source k8s`: the aggregator is elected with a Lease (needs DaemonDeps.kubeConfig). */
+  readonly lease?: { readonly namespace: string; readonly advertise: string } | undefined;
 }
 
 export const DEFAULT_DAEMON_CONFIG: DaemonConfig = {
@@ -94,6 +111,8 @@ export interface DaemonDeps {
   readonly random?: () => number;
   /** Also export Node's default process metrics. Default true. */
   readonly defaultMetrics?: boolean;
+  /** API client configuration for the cluster view's Lease (lease mode only). */
+  readonly kubeConfig?: KubeConfig | undefined;
   /** iptables binaries and spawn (intercept `iptables`); tests run them in a namespace. */
   readonly iptables?: Partial<IptablesOptions>;
   /**
@@ -131,6 +150,10 @@ export class Daemon {
   readonly drains: DrainController;
   /** Present with intercept `iptables`. */
   readonly iptables: IptablesSync | undefined;
+  /** Present when the cluster view is on. */
+  readonly cluster: ClusterSync | undefined;
+  /** Present when the cluster view elects its aggregator with a Lease. */
+  readonly elector: LeaseElector | undefined;
   #metricsServer: MetricsServer | undefined;
   #table: ServiceTable | undefined;
   #stopping: Promise<void> | undefined;
@@ -205,6 +228,39 @@ export class Daemon {
             },
           })
         : undefined;
+    const currentPorts = function* (proxier: Proxier): Iterable<ServicePortProxy> {
+      for (const p of proxier.servicePorts()) if (proxier.get(p.servicePort) === p) yield p;
+    };
+    const lease = config.cluster?.lease;
+    if (lease !== undefined && deps.kubeConfig === undefined)
+      throw new Error('the cluster view with a Lease needs an API client configuration');
+    this.elector =
+      config.cluster === undefined || lease === undefined
+        ? undefined
+        : new LeaseElector({
+            kc: deps.kubeConfig as KubeConfig,
+            namespace: lease.namespace,
+            identity: holderIdentity(config.cluster.node, lease.advertise),
+            node: config.cluster.node,
+            logger: deps.logger,
+            now,
+            aggregatorAnswers: () => this.cluster?.aggregatorAnswers() ?? false,
+          });
+    const elector = this.elector;
+    this.cluster =
+      config.cluster === undefined
+        ? undefined
+        : new ClusterSync({
+            ...config.cluster,
+            logger: deps.logger,
+            now,
+            random,
+            servicePorts: () => currentPorts(this.proxier),
+            setClusterDrains: (sp, d) => drains.setClusterDrains(sp, d),
+            ...(elector !== undefined
+              ? { aggregator: () => elector.aggregator, onAggregatorLost: () => elector.nudge() }
+              : {}),
+          });
     this.sink = new TableSink({
       builder: new ServiceTableBuilder({ nodeName: config.nodeName }),
       logger: deps.logger,
@@ -239,6 +295,8 @@ export class Daemon {
             ? (source as unknown as { stats?: K8sSourceStats }).stats
             : undefined;
         },
+        cluster: this.cluster,
+        clusterElector: this.elector,
       },
       { defaultMetrics: deps.defaultMetrics ?? true },
     );
@@ -268,9 +326,13 @@ export class Daemon {
   }
 
   state(): DebugState {
-    return debugState(this.ready, this.#table?.version ?? 0, this.proxier.servicePorts(), (sp) =>
-      this.drains.isRebalancing(sp),
+    const state = debugState(
+      this.ready,
+      this.#table?.version ?? 0,
+      this.proxier.servicePorts(),
+      (sp) => this.drains.isRebalancing(sp),
     );
+    return this.cluster === undefined ? state : withCluster(state, this.cluster);
   }
 
   /**
@@ -295,6 +357,7 @@ export class Daemon {
         ready: () => this.ready,
         state: () => this.state(),
         logger: this.logger,
+        cluster: this.cluster,
       });
       metrics = await this.#metricsServer.listen(addr.host, addr.port);
       this.logger.info({ address: `${metrics.address}:${metrics.port}` }, 'metrics listening');
@@ -308,6 +371,8 @@ export class Daemon {
       throw err;
     }
     this.drains.start();
+    this.elector?.start();
+    this.cluster?.start();
     return { metrics };
   }
 
@@ -374,6 +439,9 @@ export class Daemon {
     // Listeners first: from here the kernel sends every new connection to the other process
     // listening on the same ports (an upgrade), and tcp_migrate_req moves the ones queued here.
     await this.proxier.stopListening();
+    // Then the cluster view: the aggregator releases its Lease so another takes over at once.
+    await this.cluster?.stop();
+    await this.elector?.stop();
     this.drains.stop();
     const open = this.proxier.connectionCount;
     // h2c connections get GOAWAY at once, so their clients reconnect (to the new process in an

@@ -86,6 +86,14 @@ export class DrainController {
     return this.#planner.isRebalancing(servicePort);
   }
 
+  /**
+   * The cluster view's share of the rebalance for this node (see DrainPlanner.setClusterDrains);
+   * undefined switches the Service port back to the node-local rebalance.
+   */
+  setClusterDrains(servicePort: string, drains: ReadonlyMap<string, number> | undefined): void {
+    this.#planner.setClusterDrains(servicePort, drains, this.#now());
+  }
+
   // ---- ConnectionObserver ----
 
   protocolKnown(conn: Connection, owner: ServicePortProxy): void {

@@ -62,6 +62,11 @@ interface PortState {
   total: number;
   draining: number;
   rebalancing: boolean;
+  /**
+   * Drains the cluster rebalance assigned to this node at the last sync of the cluster view,
+   * not yet carried out; undefined while the port follows its node-local counts.
+   */
+  cluster: Map<string, number> | undefined;
 }
 
 /**
@@ -150,6 +155,22 @@ export class DrainPlanner {
     this.#port(servicePort, now).endpoints = endpoints;
   }
 
+  /**
+   * Switches a Service port to the cluster rebalance (`drains`: this node's share of the cluster
+   * excess, by endpoint, from the latest view) or back to the node-local one (undefined: the view
+   * is off or stale). A share is carried out once, within the budget, at the next tick; what the
+   * budget holds back is not carried over, as the next sync plans again from fresher counts.
+   */
+  setClusterDrains(
+    servicePort: string,
+    drains: ReadonlyMap<string, number> | undefined,
+    now: number,
+  ): void {
+    const port = this.#port(servicePort, now);
+    port.cluster = drains === undefined ? undefined : new Map(drains);
+    port.rebalancing = drains !== undefined && drains.size > 0;
+  }
+
   /** Forgets a Service port that has no tracked connection any more. */
   forgetPort(servicePort: string): void {
     const p = this.#ports.get(servicePort);
@@ -188,8 +209,33 @@ export class DrainPlanner {
     }
     for (const c of later) this.#ages.push(c);
     if (this.#opts.rebalanceThreshold > 0) {
-      for (const port of this.#ports.values()) out.push(...this.#rebalance(port, now));
+      for (const port of this.#ports.values()) {
+        if (port.cluster !== undefined) out.push(...this.#clusterRebalance(port, now));
+        else out.push(...this.#rebalance(port, now));
+      }
     }
+    return out;
+  }
+
+  #clusterRebalance(port: PortState, now: number): DrainDecision[] {
+    const share = port.cluster as Map<string, number>;
+    if (share.size === 0) return [];
+    const n = port.budget.available(now, port.draining, port.total);
+    const out: DrainDecision[] = [];
+    for (const [endpoint, k] of share) {
+      const conns = port.active.get(endpoint);
+      if (conns === undefined) continue;
+      // Oldest first: they are closest to their max age anyway.
+      let left = Math.min(k, n - out.length);
+      for (const c of [...conns]) {
+        if (left-- <= 0) break;
+        this.#setDraining(c);
+        out.push({ id: c.id, reason: DrainReason.REBALANCE });
+      }
+      if (out.length >= n) break;
+    }
+    share.clear();
+    port.budget.take(now, out.length);
     return out;
   }
 
@@ -236,6 +282,7 @@ export class DrainPlanner {
         total: 0,
         draining: 0,
         rebalancing: false,
+        cluster: undefined,
       };
       this.#ports.set(name, p);
     }

@@ -2,6 +2,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { ServicePortProxy } from '../proxy/service-port-proxy.js';
 import type { IptablesSyncStats } from '../daemon/iptables-sync.js';
 import type { K8sSourceStats } from '../source/k8s/stats.js';
+import type { ClusterSync } from '../cluster/sync.js';
+import type { LeaseElector } from '../cluster/elector.js';
 import { skewOf } from './state.js';
 
 /**
@@ -28,6 +30,10 @@ export interface MetricsView {
   readonly iptables?: IptablesSyncStats | undefined;
   /** Present with the k8s source. */
   readonly k8s?: K8sSourceStats | undefined;
+  /** Present when the cluster view is on. */
+  readonly cluster?: ClusterSync | undefined;
+  /** Present when the cluster view elects its aggregator with a Lease. */
+  readonly clusterElector?: LeaseElector | undefined;
 }
 
 type Labels = Record<string, string>;
@@ -449,5 +455,132 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
       yield [{ result: 'error' }, n.errors];
     },
   );
+  clusterMetrics(registry, view);
   return { registry, connectionAge, drainDuration, syncDuration };
+}
+
+/**
+ * The cluster view (issue 9): node-level series and one per Service port or per configured
+ * peer (bounded by the peer list). Nothing is exported when the view is off.
+ */
+function clusterMetrics(registry: Registry, view: MetricsView): void {
+  const c = (): ClusterSync | undefined => view.cluster;
+  gauge(
+    registry,
+    'cluster_view_fresh',
+    '1 while picks and rebalance use the cluster view (some peer answered within 3 sync intervals); 0 while the proxy falls back to node-local counts.',
+    [],
+    function* () {
+      const s = c();
+      if (s !== undefined) yield [{}, s.mode === 'cluster' ? 1 : 0];
+    },
+  );
+  gauge(
+    registry,
+    'cluster_view_age_seconds',
+    'Seconds since the newest peer report arrived (absent before the first).',
+    [],
+    function* () {
+      const s = c();
+      const age = s?.view.ageMs(s.now());
+      if (age !== undefined) yield [{}, age / 1000];
+    },
+  );
+  counter(
+    registry,
+    'cluster_fallbacks_total',
+    'Times the proxy fell back from the cluster view to node-local counts (no fresh peer report).',
+    [],
+    function* () {
+      const s = c();
+      if (s !== undefined) yield [{}, s.stats.fallbacks];
+    },
+  );
+  gauge(
+    registry,
+    'cluster_peer_up',
+    'Whether the last exchange with each configured peer (--peers address) succeeded.',
+    ['peer'],
+    function* () {
+      for (const [peer, up] of c()?.stats.peerUp ?? []) yield [{ peer }, up ? 1 : 0];
+    },
+  );
+  gauge(
+    registry,
+    'cluster_peers_fresh',
+    'Peers whose report is fresh (counted in the view); for a follower of an aggregator, 1 while the aggregator answers.',
+    [],
+    function* () {
+      const s = c();
+      if (s !== undefined) yield [{}, s.state().peers.filter((p) => p.fresh).length];
+    },
+  );
+  counter(
+    registry,
+    'cluster_exchanges_total',
+    'Report exchanges this proxy started with a peer, by result (ok, timeout, error, unauthorized, bad_report).',
+    ['result'],
+    function* () {
+      for (const [result, n] of c()?.stats.exchanges ?? []) yield [{ result }, n];
+    },
+  );
+  counter(
+    registry,
+    'cluster_auth_failures_total',
+    'Peer messages refused for authentication, by reason: missing, bad_signature, stale (requests to this proxy), response (a peer answer whose signature failed).',
+    ['reason'],
+    function* () {
+      for (const [reason, n] of c()?.stats.authFailures ?? []) yield [{ reason }, n];
+    },
+  );
+  counter(
+    registry,
+    'cluster_bad_reports_total',
+    'Authenticated peer reports that could not be used, by reason (json, shape, limit, too_large).',
+    ['reason'],
+    function* () {
+      for (const [reason, n] of c()?.stats.badReports ?? []) yield [{ reason }, n];
+    },
+  );
+  gauge(
+    registry,
+    'cluster_skew_ratio',
+    'Max over mean active connections per endpoint of a Service port over the whole cluster (weighted), from the last sync; 1 is balanced. Absent while the view is stale.',
+    ['service_port'],
+    function* () {
+      for (const [sp, st] of c()?.portStates() ?? []) yield [{ service_port: sp }, st.skew];
+    },
+  );
+  gauge(
+    registry,
+    'cluster_aggregator',
+    '1 while this proxy holds the Lease of the aggregator (--source k8s), else 0.',
+    [],
+    function* () {
+      const e = view.clusterElector;
+      if (e !== undefined) yield [{}, e.isLeader ? 1 : 0];
+    },
+  );
+  counter(
+    registry,
+    'cluster_lease_requests_total',
+    'Requests to the API server for the Lease of the aggregator, by result (get_ok, get_not_found, create_ok, renew_ok, take_ok, release_ok, *_conflict, error).',
+    ['result'],
+    function* () {
+      for (const [result, n] of view.clusterElector?.stats.requests ?? []) yield [{ result }, n];
+    },
+  );
+  gauge(
+    registry,
+    'cluster_connections',
+    'Active connections of a Service port over the whole cluster, from the last sync.',
+    ['service_port'],
+    function* () {
+      for (const [sp, st] of c()?.portStates() ?? []) {
+        let n = 0;
+        for (const v of st.counts.values()) n += v;
+        yield [{ service_port: sp }, n];
+      }
+    },
+  );
 }

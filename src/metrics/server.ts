@@ -9,6 +9,10 @@ export interface MetricsServerOptions {
   readonly ready: () => boolean;
   readonly state: () => DebugState;
   readonly logger: Logger;
+  /** The cluster view's peer routes (`/cluster/...`), when the view is on. */
+  readonly cluster?: {
+    handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void>;
+  };
 }
 
 /**
@@ -49,6 +53,16 @@ export class MetricsServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const cluster = this.#opts.cluster;
+    if (cluster !== undefined && (req.url ?? '').startsWith('/cluster/')) {
+      return cluster
+        .handle(req, res, (req.url ?? '/').split('?')[0] as string)
+        .catch((err: unknown) => {
+          this.#opts.logger.error({ err }, 'cluster request failed');
+          if (!res.headersSent) send(res, 500, 'text/plain', 'internal error\n');
+          else res.destroy();
+        });
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return send(res, 405, 'text/plain', 'method not allowed\n', { allow: 'GET, HEAD' });
     }

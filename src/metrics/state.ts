@@ -1,5 +1,6 @@
 import type { EndpointStats } from '../balancer/endpoint-stats.js';
 import type { ServicePortProxy } from '../proxy/service-port-proxy.js';
+import type { ClusterState } from '../cluster/sync.js';
 
 /** One endpoint row of /debug/state and `kube-lc-proxy status`. */
 export interface EndpointState {
@@ -14,6 +15,8 @@ export interface EndpointState {
   readonly bytesClientToServer: number;
   readonly bytesServerToClient: number;
   readonly targetRef?: string;
+  /** Cluster view on: active connections to this endpoint over every node (this one included). */
+  readonly clusterActive?: number;
 }
 
 export interface ServicePortState {
@@ -26,6 +29,8 @@ export interface ServicePortState {
   readonly skew: number;
   /** A rebalance is draining the excess of the busiest endpoints now. */
   readonly rebalancing: boolean;
+  /** Cluster view on and fresh: the cluster-wide skew and this node's share of the last plan. */
+  readonly cluster?: { readonly skew: number; readonly drains: number };
   readonly endpoints: readonly EndpointState[];
 }
 
@@ -34,6 +39,8 @@ export interface DebugState {
   readonly ready: boolean;
   readonly tableVersion: number;
   readonly servicePorts: readonly ServicePortState[];
+  /** The cluster view, when it is on. */
+  readonly cluster?: ClusterState;
 }
 
 /** max/mean of active connections over the eligible endpoints; 1 when there are none. */

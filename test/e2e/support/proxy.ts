@@ -61,6 +61,8 @@ export interface ProxyOptions {
   readonly nodeName: string;
   /** More `run` flags. */
   readonly args?: readonly string[];
+  /** `--metrics-address`; default the namespace's 127.0.0.1 with a port the kernel picks. */
+  readonly metricsAddress?: string;
 }
 
 /**
@@ -84,7 +86,7 @@ export async function startProxy(
     '--node-name',
     opts.nodeName,
     '--metrics-address',
-    '127.0.0.1:0',
+    opts.metricsAddress ?? '127.0.0.1:0',
     ...(opts.args ?? []),
   ]);
   const listening = await p.waitForEvent((e) => e.msg === 'metrics listening', 15_000);

@@ -1,0 +1,161 @@
+/**
+ * The cluster view with `--source k8s` and no `--peers`: the proxies of three wired node
+ * namespaces elect an aggregator with a Lease in the stand-in API server, the followers post
+ * their reports to it, and clients spread over the nodes balance cluster-wide after a scale-out.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { canUseNetns, setupHarness } from './harness/index.js';
+import { startGrpcBackends, startGrpcClient, type GrpcClient } from './support/backends.js';
+import {
+  servicePortName,
+  startCluster,
+  waitForSync,
+  type Cluster,
+  type ServiceSpec,
+} from './support/cluster.js';
+import { wireNodes } from './support/nodes.js';
+import { metricSum, startProxy, type ProxyProcess } from './support/proxy.js';
+import { waitUntil } from './support/wait.js';
+
+describe.runIf(canUseNetns())(
+  'cluster view through a Lease-elected aggregator (k8s source)',
+  () => {
+    const harness = setupHarness();
+
+    it('one aggregator, every follower in the view; clients over three nodes balance after a scale-out, no RPC fails', async () => {
+      const h = harness();
+      const c: Cluster = await startCluster(h, 'cl');
+      const nodes = [c.node, await h.addNode(), await h.addNode()];
+      for (const n of nodes.slice(1))
+        await c.api.upsert('nodes', { metadata: { name: n.ns, labels: {} } });
+      await wireNodes(h, nodes);
+      const dir = await mkdtemp(join(tmpdir(), 'klp-e2e-secret-'));
+      onTestFinished(() => rm(dir, { recursive: true, force: true }));
+      const secretFile = join(dir, 'secret');
+      await writeFile(secretFile, randomBytes(32).toString('base64'));
+
+      const backends = await startGrpcBackends(c, 'cl', 3, 50051);
+      const svc: ServiceSpec = {
+        name: 'grpc',
+        portName: 'grpc',
+        clusterIP: '10.96.0.31',
+        port: 9000,
+        targetPort: 50051,
+        endpoints: backends.slice(0, 2).map((b) => b.pod.ip),
+      };
+      await c.applyService(svc);
+      const proxies: ProxyProcess[] = [];
+      for (const n of nodes) {
+        proxies.push(
+          await startProxy(h, n.ns, {
+            kubeconfig: c.kubeconfig,
+            nodeName: n.ns,
+            metricsAddress: `${n.bridgeIP}:9901`,
+            args: [
+              '--peer-secret-file',
+              secretFile,
+              '--cluster-lease-namespace',
+              'kube-lc-proxy',
+              '--cluster-sync-interval',
+              '1s',
+              '--max-connection-age',
+              '0',
+              '--shutdown-grace',
+              '2s',
+            ],
+          }),
+        );
+      }
+      for (const [i, p] of proxies.entries())
+        await waitForSync({ ...c, node: nodes[i]! }, p, [servicePortName(svc)]);
+      const metric = async (p: ProxyProcess, name: string): Promise<number> =>
+        metricSum(await p.metrics(), name);
+      await waitUntil(
+        'one aggregator, every proxy using the view',
+        async () => {
+          let aggregators = 0;
+          for (const p of proxies) {
+            aggregators += await metric(p, 'kube_lc_proxy_cluster_aggregator');
+            if ((await metric(p, 'kube_lc_proxy_cluster_view_fresh')) !== 1) return false;
+          }
+          return aggregators === 1;
+        },
+        { timeoutMs: 30_000, intervalMs: 500 },
+      );
+      // The Lease names the aggregator and its address.
+      const states = await Promise.all(proxies.map((p) => p.state()));
+      const names = states.map((s) => s.cluster?.aggregator);
+      expect(names.filter((n) => n === 'self')).toHaveLength(1);
+      const holder = names.find((n) => n !== 'self');
+      expect(names.filter((n) => n !== 'self').every((n) => n === holder)).toBe(true);
+
+      const target = `${svc.clusterIP}:${svc.port}`;
+      const clients: GrpcClient[] = [];
+      for (const [i, n] of nodes.entries()) {
+        for (const k of [1, 2]) {
+          const pod = await n.addPod(`cl-c${i}${k}`);
+          clients.push(await startGrpcClient(h, pod.ns, target, { channels: 1, delayMs: 50 }));
+        }
+      }
+      const open = async (): Promise<number[]> =>
+        Promise.all(backends.map(async (b) => (await b.stats()).open));
+      await waitUntil(
+        '6 connections on the two backends',
+        async () => {
+          const o = await open();
+          return o[0]! + o[1]! === 6 && o[2] === 0;
+        },
+        { timeoutMs: 15_000, intervalMs: 250 },
+      );
+
+      await c.applySlice({ ...svc, endpoints: backends.map((b) => b.pod.ip) });
+      const balanced = await waitUntil(
+        'the connections 2, 2, 2 over the three backends',
+        async () => {
+          const o = await open();
+          return o.every((n) => n === 2) ? o : false;
+        },
+        { timeoutMs: 30_000, intervalMs: 250, describe: async () => ({ open: await open() }) },
+      );
+      expect(balanced).toEqual([2, 2, 2]);
+
+      const totals = await Promise.all(clients.map((cl) => cl.stop()));
+      expect(clients.flatMap((cl) => cl.events('rpc-error'))).toEqual([]);
+      expect(totals.reduce((n, t) => n + t.failed, 0)).toBe(0);
+      let drains = 0;
+      let leaseErrors = 0;
+      for (const p of proxies) {
+        const m = await p.metrics();
+        drains += metricSum(m, 'kube_lc_proxy_drains_started_total', { reason: 'rebalance' });
+        leaseErrors += metricSum(m, 'kube_lc_proxy_cluster_lease_requests_total', {
+          result: 'error',
+        });
+      }
+      expect(drains).toBeGreaterThanOrEqual(2);
+      expect(drains).toBeLessThanOrEqual(4);
+      expect(leaseErrors).toBe(0);
+
+      // The aggregator stops: it releases the Lease, one of the others takes it, and both use
+      // the view again.
+      const aggregator = states.findIndex((s) => s.cluster?.aggregator === 'self');
+      await proxies[aggregator]!.stop();
+      const rest = proxies.filter((_, i) => i !== aggregator);
+      await waitUntil(
+        'a new aggregator, both followers using the view',
+        async () => {
+          let aggregators = 0;
+          for (const p of rest) {
+            aggregators += await metric(p, 'kube_lc_proxy_cluster_aggregator');
+            if ((await metric(p, 'kube_lc_proxy_cluster_view_fresh')) !== 1) return false;
+          }
+          return aggregators === 1;
+        },
+        { timeoutMs: 30_000, intervalMs: 500 },
+      );
+    });
+  },
+);
