@@ -22,9 +22,10 @@ RUN npm run build
 # ---- runtime: node, iptables, dist/ and production dependencies only ----
 FROM ${NODE_IMAGE} AS runtime
 # nft or legacy: must match the iptables backend the nodes use (docs/deploy.md, "Known limits").
+# util-linux (already in the base image) provides prlimit, which raises the soft open-file limit.
 ARG IPTABLES_BACKEND=nft
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends iptables \
+    && apt-get install -y --no-install-recommends iptables util-linux \
     && update-alternatives --set iptables "/usr/sbin/iptables-${IPTABLES_BACKEND}" \
     && update-alternatives --set ip6tables "/usr/sbin/ip6tables-${IPTABLES_BACKEND}" \
     && rm -rf /var/lib/apt/lists/*

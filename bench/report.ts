@@ -6,7 +6,7 @@
  *
  *   node_modules/.bin/node bench/results.ts && node_modules/.bin/node bench/report.ts
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { OUT, pct, readText, tsv, type Run, type Stat, type Suite } from './common.ts';
 
 const DOC = 'docs/benchmarks.md';
@@ -270,6 +270,15 @@ out(
       `| ${phase} | ${CASES[proc as string] ?? proc} | ${(Number(kib) / 1024).toFixed(1)} MiB |`,
   ),
 );
+
+// The section bench/metrics-flood.ts writes is kept as it is (it has its own run and date).
+{
+  const old = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '';
+  const i = old.indexOf('<!-- metrics-flood:begin -->');
+  const end = '<!-- metrics-flood:end -->';
+  const j = old.indexOf(end);
+  if (i >= 0 && j > i) out('', old.slice(i, j + end.length));
+}
 
 out('', '## Notes', '', ...notes.map((n) => `- ${n}`));
 

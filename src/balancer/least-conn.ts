@@ -223,14 +223,38 @@ export class LeastConnBalancer {
     return true;
   }
 
-  /** The picked endpoint accepted the connection. */
+  /**
+   * The picked endpoint accepted the connection. An accept alone does not prove the endpoint
+   * healthy (some accept and reset at once): `confirmed` ends a run of failures.
+   */
   connected(ep: EndpointStats): void {
     ep.total++;
+  }
+
+  /**
+   * The endpoint showed it works: it sent a byte, or a connection to it ended cleanly. Ends its
+   * run of failures, so the next failure is ejected for the base time again.
+   */
+  confirmed(ep: EndpointStats): void {
     ep.consecutiveFailures = 0;
   }
 
   /** The dial to a picked endpoint failed: uncount it and eject the endpoint for a while. */
   connectFailed(ep: EndpointStats, reason: string): void {
+    this.#fail(ep, reason);
+    this.#release(ep, false);
+  }
+
+  /**
+   * An established connection was reset by the endpoint before it sent any byte: eject the
+   * endpoint as after a refused dial (same run of failures, same back-off). The connection still
+   * counts until `closed`.
+   */
+  earlyReset(ep: EndpointStats): void {
+    this.#fail(ep, 'early_reset'); // ConnectFailureReason.EARLY_RESET
+  }
+
+  #fail(ep: EndpointStats, reason: string): void {
     ep.connectFailures.set(reason, (ep.connectFailures.get(reason) ?? 0) + 1);
     ep.consecutiveFailures++;
     const backoff = Math.min(
@@ -242,7 +266,6 @@ export class LeastConnBalancer {
       this.#heap.remove(ep);
       this.#ejected.add(ep);
     }
-    this.#release(ep, false);
   }
 
   /** An open connection starts draining: it moves from active to draining. */

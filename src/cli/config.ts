@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.js';
 import type { DaemonConfig } from '../daemon/daemon.js';
 import { LOG_LEVELS } from '../log.js';
 import {
+  parseBytes,
   parseDuration,
   parseHostPort,
   parseInteger,
@@ -42,6 +43,9 @@ export interface RunArgs {
   readonly 'peer-secret-file'?: string | undefined;
   readonly 'cluster-sync-interval'?: string | undefined;
   readonly 'cluster-lease-namespace'?: string | undefined;
+  readonly 'half-closed-timeout': string;
+  readonly 'idle-timeout': string;
+  readonly 'max-manifests-bytes': string;
 }
 
 /** The cluster view as configured; the secret is read from its file when the daemon starts. */
@@ -68,6 +72,8 @@ export interface RunConfig {
   readonly allServices: boolean;
   /** The cluster view; undefined when off (no `--peers`). */
   readonly cluster: ClusterFlags | undefined;
+  /** Largest manifests file read (`--source file:`); a bigger one is rejected. */
+  readonly maxManifestsBytes: number;
 }
 
 /**
@@ -75,6 +81,14 @@ export interface RunConfig {
  * flag (the CLI exits 2 with its message).
  */
 export function parseRunConfig(args: RunArgs): RunConfig {
+  // yargs turns a repeated flag into a list (and also accepts camelCase spellings).
+  for (const [key, value] of Object.entries(args)) {
+    if (Array.isArray(value) && key.includes('-'))
+      throw new ConfigError(
+        `--${key}`,
+        `given more than once (${value.map(String).join(', ')}); give it once`,
+      );
+  }
   const source = parseSource('--source', args.source);
   const intercept = args.intercept ?? (source.kind === 'k8s' ? 'iptables' : 'none');
   if (intercept !== 'iptables' && intercept !== 'none') {
@@ -114,6 +128,12 @@ export function parseRunConfig(args: RunArgs): RunConfig {
     logLevel: logLevel as LevelWithSilent,
     kubeconfig: args.kubeconfig === '' ? undefined : args.kubeconfig,
     allServices: args['all-services'],
+    maxManifestsBytes: parseBytes(
+      '--max-manifests-bytes',
+      args['max-manifests-bytes'],
+      1024,
+      1024 ** 3,
+    ),
     daemon: {
       intercept,
       metricsAddress,
@@ -134,6 +154,8 @@ export function parseRunConfig(args: RunArgs): RunConfig {
         args['proxy-port-range'] ?? '61000-65535',
       ),
       setTcpMigrateReq: args['set-tcp-migrate-req'] ?? true,
+      halfClosedTimeoutMs: parseDuration('--half-closed-timeout', args['half-closed-timeout']),
+      idleTimeoutMs: parseDuration('--idle-timeout', args['idle-timeout']),
     },
   };
 }

@@ -1,4 +1,7 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import yargs, { type Argv } from 'yargs';
+import { checkArgv, type FlagTypes } from './argv.js';
 import { ConfigError, describe } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import { parseRunConfig, type RunArgs } from './config.js';
@@ -159,8 +162,58 @@ function runOptions(y: Argv): Argv<RunArgs> {
         defaultDescription: '$POD_NAMESPACE, else kube-lc-proxy',
         describe:
           'With --source k8s and --peer-secret-file (no --peers): namespace of the Lease that elects the aggregator of the cluster view',
+      })
+      .option('half-closed-timeout', {
+        type: 'string',
+        default: '1h',
+        describe:
+          "After one side's FIN, close the connection at most this long later (0 = never; default: kube-proxy's conntrack CLOSE_WAIT timeout)",
+      })
+      .option('idle-timeout', {
+        type: 'string',
+        default: '24h',
+        describe:
+          "No byte either way for this long: close the connection, or drain it with GOAWAY if h2c (0 = never; default: kube-proxy's conntrack established timeout)",
+      })
+      .option('max-manifests-bytes', {
+        type: 'string',
+        default: '4Mi',
+        describe:
+          'Largest manifests file read with --source file: (4Mi, 512Ki, 20000000); a bigger one, or one too costly to parse, is rejected',
       }) as unknown as Argv<RunArgs>
   );
+}
+
+/** The string and boolean flags of `command`, as its yargs builder defines them. */
+function flagTypes(command: string | undefined): FlagTypes {
+  // The demo's flags all take values except --drain and --json (see its builder below).
+  if (command === 'demo')
+    return {
+      string: ['clients', 'rate', 'duration', 'backends', 'scale-to', 'record'],
+      boolean: [],
+    };
+  const y = yargs();
+  const built = command === 'run' ? runOptions(y) : command === 'status' ? statusOptions(y) : y;
+  // getOptions() is public yargs API that its type definitions leave out.
+  return (built as unknown as { getOptions(): FlagTypes }).getOptions();
+}
+
+function statusOptions(y: Argv): Argv {
+  return y.option('metrics-address', {
+    type: 'string',
+    default: '127.0.0.1:9901',
+    describe: 'HOST:PORT of the running proxy',
+  });
+}
+
+/** Rejects a host name that does not resolve, naming the flag (instead of a bare ENOTFOUND). */
+async function resolvable(flag: string, host: string | undefined): Promise<void> {
+  if (host === undefined || isIP(host) !== 0) return;
+  try {
+    await lookup(host);
+  } catch (err) {
+    throw new ConfigError(flag, `cannot resolve ${JSON.stringify(host)}: ${describe(err)}`);
+  }
 }
 
 /** Runs the CLI with `argv` (without node and script). Resolves with the exit code. */
@@ -179,6 +232,7 @@ export async function main(
       let config;
       try {
         config = parseRunConfig(args as unknown as RunArgs);
+        await resolvable('--metrics-address', config.daemon.metricsAddress?.host);
       } catch (err) {
         if (early !== undefined)
           (await import('../proxy/early-bind.js')).closePrebound(early.listeners);
@@ -196,15 +250,10 @@ export async function main(
     .command(
       'status',
       'Print the balance table of a running proxy (like ipvsadm -Ln)',
-      (y) =>
-        y.option('metrics-address', {
-          type: 'string',
-          default: '127.0.0.1:9901',
-          describe: 'HOST:PORT of the running proxy',
-        }),
+      statusOptions,
       async (args) => {
         const { status } = await import('./status.js');
-        code = await status(parseHostPort('--metrics-address', args['metrics-address']));
+        code = await status(parseHostPort('--metrics-address', String(args['metrics-address'])));
       },
     )
     .command(
@@ -270,7 +319,7 @@ export async function main(
       throw new UsageError(msg);
     });
   try {
-    await cli.parseAsync(argv);
+    await cli.parseAsync(checkArgv(argv, flagTypes(argv[0])));
   } catch (err) {
     if (err instanceof ConfigError || err instanceof UsageError) {
       process.stderr.write(`kube-lc-proxy: ${err.message}\nRun kube-lc-proxy --help for usage.\n`);

@@ -15,6 +15,8 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
 export function parseDuration(flag: string, value: unknown): number {
   const text = String(value).trim();
   if (text === '0') return 0;
+  if (text.startsWith('-'))
+    throw new ConfigError(flag, `must not be negative, got ${JSON.stringify(value)}`);
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
   let total = 0;
   let matched = 0;
@@ -45,7 +47,36 @@ export function parseHostPort(flag: string, value: unknown): { host: string; por
   if (port > 65535) throw new ConfigError(flag, `port out of range in ${JSON.stringify(value)}`);
   if (m[1] !== undefined && isIP(host) !== 6)
     throw new ConfigError(flag, `not an IPv6 address: ${host}`);
+  // Digits and dots can only mean an IPv4 address; `999.1.1.1` would otherwise go to DNS.
+  if (/^[\d.]+$/.test(host) && isIP(host) !== 4)
+    throw new ConfigError(flag, `not an IPv4 address: ${host} (in ${JSON.stringify(value)})`);
   return { host, port };
+}
+
+const BYTE_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  Ki: 1024,
+  Mi: 1024 ** 2,
+  Gi: 1024 ** 3,
+};
+
+/** A size in bytes as Kubernetes writes quantities: `16Mi`, `500Ki`, `20M`, `1048576`. */
+export function parseBytes(flag: string, value: unknown, min: number, max: number): number {
+  const text = String(value).trim();
+  const m = /^(\d+)(k|M|G|Ki|Mi|Gi)?$/.exec(text);
+  if (m === null) {
+    throw new ConfigError(
+      flag,
+      `expected a size like 16Mi, 512Ki or 1000000, got ${JSON.stringify(value)}`,
+    );
+  }
+  const n = Number(m[1]) * (BYTE_UNITS[m[2] ?? ''] as number);
+  if (n < min || n > max)
+    throw new ConfigError(flag, `must be from ${min} to ${max} bytes, got ${text}`);
+  return n;
 }
 
 /** A share (`10%`) or an absolute count (`5`), for budgets. */

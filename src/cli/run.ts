@@ -4,6 +4,7 @@ import { createLogger, type Logger } from '../log.js';
 import { FileSource } from '../source/file.js';
 import type { Source, SourceSink } from '../source/types.js';
 import type { RunConfig } from './config.js';
+import { raiseFileLimit } from './fd-limit.js';
 import type { EarlyAdoption } from '../proxy/early-bind.js';
 import { readPeerSecret } from '../cluster/secret.js';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -13,7 +14,8 @@ async function createSource(
   logger: Logger,
   kubeConfig: KubeConfig | undefined,
 ): Promise<Source> {
-  if (config.source.kind === 'file') return new FileSource({ path: config.source.path, logger });
+  if (config.source.kind === 'file')
+    return new FileSource({ path: config.source.path, logger, maxBytes: config.maxManifestsBytes });
   return new DeferredK8sSource(async () => {
     const { K8sSource } = await import('../source/k8s.js');
     return new K8sSource({
@@ -74,6 +76,7 @@ export async function run(config: RunConfig, prebound?: EarlyAdoption): Promise<
     logger.fatal({ err }, 'unhandled rejection; exiting');
     process.exit(70);
   });
+  await raiseFileLimit(logger);
   let daemon: Daemon;
   try {
     const c = config.cluster;

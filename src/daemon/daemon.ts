@@ -8,6 +8,8 @@ import { MetricsServer } from '../metrics/server.js';
 import { debugState, type DebugState } from '../metrics/state.js';
 import type { Connection } from '../proxy/connection.js';
 import { Proxier, type InterceptMode } from '../proxy/proxier.js';
+import { ConnectionLog } from '../proxy/connection-log.js';
+import { TimeoutSweeper } from '../proxy/timeouts.js';
 import type { ServicePortProxy } from '../proxy/service-port-proxy.js';
 import { ServiceTableBuilder } from '../servicetable/builder.js';
 import type { ServiceTable } from '../servicetable/types.js';
@@ -51,6 +53,10 @@ export interface DaemonConfig extends DrainConfig {
   readonly setTcpMigrateReq?: boolean;
   /** The cluster view (issue 9); undefined: off, node-local counts only. */
   readonly cluster?: DaemonClusterConfig | undefined;
+  /** After one side's FIN, close the connection at most this long later; 0 = never. */
+  readonly halfClosedTimeoutMs: number;
+  /** No byte either way for this long: close (opaque) or drain (h2c); 0 = never. */
+  readonly idleTimeoutMs: number;
 }
 
 /** The cluster view over a static peer list. */
@@ -78,6 +84,10 @@ export const DEFAULT_DAEMON_CONFIG: DaemonConfig = {
   drainMaxConcurrent: { percent: 10 },
   drainRatePerSec: 20,
   rebalanceThreshold: 1.2,
+  // kube-proxy's conntrack defaults (tcpCloseWaitTimeout 1h, tcpEstablishedTimeout 24h): a flow
+  // that would have survived kube-proxy survives here.
+  halfClosedTimeoutMs: 3_600_000,
+  idleTimeoutMs: 86_400_000,
 };
 
 const children = new WeakMap<Histogram<string>, Map<string, Observer>>();
@@ -154,6 +164,8 @@ export class Daemon {
   readonly cluster: ClusterSync | undefined;
   /** Present when the cluster view elects its aggregator with a Lease. */
   readonly elector: LeaseElector | undefined;
+  /** Enforces the half-closed and idle timeouts. */
+  readonly timeouts: TimeoutSweeper;
   #metricsServer: MetricsServer | undefined;
   #table: ServiceTable | undefined;
   #stopping: Promise<void> | undefined;
@@ -181,6 +193,7 @@ export class Daemon {
       },
     });
     const drains = this.drains;
+    const connLog = new ConnectionLog(deps.logger, now);
     this.proxier = new Proxier({
       intercept: config.intercept,
       logger: deps.logger,
@@ -202,17 +215,29 @@ export class Daemon {
       ...(deps.faultHook !== undefined ? { faultHook: deps.faultHook } : {}),
       onEndpointChanges: (owner, changes) => drains.endpointChanges(owner, changes),
       observer: {
-        established: () => {},
-        protocolKnown: (conn, owner) => drains.protocolKnown(conn, owner),
+        established: (conn, owner) => connLog.established(conn, owner),
+        acceptError: (code, owner) => connLog.acceptError(code, owner),
+        protocolKnown: (conn, owner, desync) => {
+          connLog.protocolKnown(conn, owner, desync);
+          drains.protocolKnown(conn, owner);
+        },
         drainEnded: (_conn, _owner, end) =>
           child(this.metrics.drainDuration, 'outcome', end.outcome).observe(end.seconds),
         closed: (conn: Connection, owner: ServicePortProxy) => {
+          connLog.closed(conn, owner);
           drains.closed(conn, owner);
           child(this.metrics.connectionAge, 'protocol', conn.protocol).observe(
             (now() - conn.openedAt) / 1000,
           );
         },
       },
+    });
+    this.timeouts = new TimeoutSweeper({
+      halfClosedMs: config.halfClosedTimeoutMs,
+      idleMs: config.idleTimeoutMs,
+      now,
+      servicePorts: () => this.proxier.servicePorts(),
+      drainIdle: (conn, owner) => drains.drainIdle(conn, owner),
     });
     this.iptables =
       config.intercept === 'iptables'
@@ -373,6 +398,7 @@ export class Daemon {
     this.drains.start();
     this.elector?.start();
     this.cluster?.start();
+    this.timeouts.start();
     return { metrics };
   }
 
@@ -443,6 +469,7 @@ export class Daemon {
     await this.cluster?.stop();
     await this.elector?.stop();
     this.drains.stop();
+    this.timeouts.stop();
     const open = this.proxier.connectionCount;
     // h2c connections get GOAWAY at once, so their clients reconnect (to the new process in an
     // upgrade) and they close when their streams end; the others are closed at the grace

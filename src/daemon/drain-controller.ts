@@ -156,6 +156,11 @@ export class DrainController {
   #wouldReturn = (servicePort: string, endpoint: string): boolean =>
     this.#ports.get(servicePort)?.balancer.wouldPickAgain(endpoint) ?? false;
 
+  /** Drains an h2c connection that went idle (`--idle-timeout`), bypassing the budget. */
+  drainIdle(conn: Connection, owner: ServicePortProxy): boolean {
+    return this.#drain(conn, owner, DrainReason.IDLE);
+  }
+
   /** Drains every open connection for shutdown, bypassing the budget. */
   shutdown(graceMs: number): number {
     let n = 0;

@@ -10,6 +10,8 @@ export const DrainReason = {
   ENDPOINT_NOT_READY: 'endpoint_not_ready',
   REBALANCE: 'rebalance',
   SHUTDOWN: 'shutdown',
+  /** No byte either way for `--idle-timeout`: drained with GOAWAY rather than cut. */
+  IDLE: 'idle',
 } as const;
 export type DrainReason = (typeof DrainReason)[keyof typeof DrainReason];
 

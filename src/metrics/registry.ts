@@ -456,6 +456,21 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
     },
   );
   clusterMetrics(registry, view);
+  // ---- connection limits and timeouts (closes by reason, accept errors) ----
+  counter(
+    registry,
+    'connection_closes_total',
+    'Connections closed, per Service port and reason: normal, client_reset, server_reset, half_closed_timeout, idle_timeout, drained, destroyed.',
+    ['service_port', 'reason'],
+    perPort((p) => p.counters.closes, 'reason'),
+  );
+  counter(
+    registry,
+    'accept_errors_total',
+    'Errors accepting client connections, per Service port and error code (EMFILE, ENFILE: out of file descriptors; the connection is shed).',
+    ['service_port', 'code'],
+    perPort((p) => p.counters.acceptErrors, 'code'),
+  );
   return { registry, connectionAge, drainDuration, syncDuration };
 }
 

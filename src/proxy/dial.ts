@@ -6,6 +6,8 @@ export const ConnectFailureReason = {
   TIMEOUT: 'timeout',
   UNREACHABLE: 'unreachable',
   RESET: 'reset',
+  /** Accepted, then reset by the endpoint before it sent any byte (counted after the dial). */
+  EARLY_RESET: 'early_reset',
   OTHER: 'other',
   /** No endpoint was eligible, or every one failed: the client was turned away. */
   NO_ENDPOINTS: 'no_endpoints',

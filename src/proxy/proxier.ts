@@ -105,8 +105,9 @@ export class Proxier {
       onFault: (owner, point, err) => this.#onFault(owner, point, err),
       observer: {
         established: (conn, owner) => observer?.established(conn, owner),
-        protocolKnown: (conn, owner) => observer?.protocolKnown?.(conn, owner),
+        protocolKnown: (conn, owner, desync) => observer?.protocolKnown?.(conn, owner, desync),
         drainEnded: (conn, owner, end) => observer?.drainEnded?.(conn, owner, end),
+        acceptError: (code, owner) => observer?.acceptError?.(code, owner),
         closed: (conn, owner) => {
           observer?.closed(conn, owner);
           if (owner.connections.size === 0) this.#retired.delete(owner);

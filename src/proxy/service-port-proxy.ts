@@ -6,6 +6,7 @@ import {
   type ConnectionHost,
   type DrainEnd,
   type FaultPoint,
+  type CloseReason,
   type H2Settings,
 } from './connection.js';
 import { SOCKET_KEEPALIVE_MS, type ConnectFailureReason } from './dial.js';
@@ -35,9 +36,12 @@ const HELD_CONNECTIONS_MAX = 4096;
 
 export interface ConnectionObserver {
   established(conn: Connection, owner: ServicePortProxy): void;
-  protocolKnown?(conn: Connection, owner: ServicePortProxy): void;
+  /** `desync` names why an h2c connection lost sync (bad HTTP/2 input), if it did. */
+  protocolKnown?(conn: Connection, owner: ServicePortProxy, desync?: string): void;
   drainEnded?(conn: Connection, owner: ServicePortProxy, end: DrainEnd): void;
   closed(conn: Connection, owner: ServicePortProxy): void;
+  /** The listener failed to accept a connection (EMFILE, ENFILE...). */
+  acceptError?(code: string, owner: ServicePortProxy): void;
 }
 
 /** Plain counters of one Service port, read at scrape time. */
@@ -53,10 +57,22 @@ export class ServicePortCounters {
   readonly drainsEnded = new Map<string, number>();
   drainedStreamsNormal = 0;
   drainedStreamsReset = 0;
+  /** Connections closed, by why (see CloseReason). */
+  readonly closes = new Map<CloseReason, number>();
+  /** Errors of the listening socket while accepting (EMFILE, ENFILE...), by code. */
+  readonly acceptErrors = new Map<string, number>();
   /** Bytes of connections that have ended. Live ones add theirs at read time. */
   bytesClientToServer = 0;
   bytesServerToClient = 0;
 }
+
+/**
+ * Accept queue of each listener (the kernel caps it at net.core.somaxconn). Node's default, 511,
+ * overflows under a burst of a few thousand connects; an overflowing queue drops handshakes, and
+ * with SYN cookies some connections then exist on the proxy's side only, established and silent,
+ * long after their client left (found by a churn of 2,000 clients).
+ */
+export const LISTEN_BACKLOG = 4096;
 
 export function bump<K>(map: Map<K, number>, key: K, n = 1): void {
   map.set(key, (map.get(key) ?? 0) + n);
@@ -162,11 +178,15 @@ export class ServicePortProxy implements ConnectionHost {
     );
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host, port, reusePort: true }, () => {
+      server.listen({ host, port, reusePort: true, backlog: LISTEN_BACKLOG }, () => {
         server.removeListener('error', reject);
         // After listening, an accept error (EMFILE...) must not crash the daemon; Node keeps
-        // accepting once descriptors free up.
-        server.on('error', () => {});
+        // accepting once descriptors free up. Counted, and reported to the observer (logs).
+        server.on('error', (err: NodeJS.ErrnoException) => {
+          const code = err.code ?? 'other';
+          bump(this.counters.acceptErrors, code);
+          this.#opts.observer?.acceptError?.(code, this);
+        });
         this.#server = server;
         this.address = server.address() as AddressInfo;
         resolve(this.address);
@@ -245,7 +265,7 @@ export class ServicePortProxy implements ConnectionHost {
     // A connection that loses sync after being h2c was counted as h2c: count the desync only.
     if (desync !== undefined) bump(this.counters.desyncs, desync);
     else bump(this.counters.protocols, protocol);
-    this.#opts.observer?.protocolKnown?.(conn, this);
+    this.#opts.observer?.protocolKnown?.(conn, this, desync);
   }
 
   faulted(conn: Connection | undefined, point: FaultPoint, err: unknown): void {
@@ -264,8 +284,13 @@ export class ServicePortProxy implements ConnectionHost {
     this.#opts.observer?.drainEnded?.(conn, this, end);
   }
 
+  earlyReset(conn: Connection): void {
+    if (conn.endpoint !== undefined) this.balancer.earlyReset(conn.endpoint);
+  }
+
   closed(conn: Connection): void {
     this.connections.delete(conn);
+    bump(this.counters.closes, conn.closeReason ?? 'normal');
     this.counters.bytesClientToServer += conn.bytesClientToServer;
     this.counters.bytesServerToClient += conn.bytesServerToClient;
     this.#opts.observer?.closed(conn, this);

@@ -1,9 +1,10 @@
 import { watch, watchFile, unwatchFile, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { ManifestError, describe } from '../errors.js';
 import type { Logger } from '../log.js';
-import { parseManifests, type ManifestObject } from './manifests.js';
+import { decodeBounded, limitsFor, type ParseLimits } from './bounded-parse.js';
+import { manifestsFromDocuments, type ManifestObject, type ParsedManifests } from './manifests.js';
 import type { Source, SourceSink } from './types.js';
 
 export interface FileSourceOptions {
@@ -13,34 +14,50 @@ export interface FileSourceOptions {
   readonly pollIntervalMs?: number;
   /** Quiet time after a change before the file is read (editors write in several steps). */
   readonly debounceMs?: number;
+  /** Largest file read, in bytes (`--max-manifests-bytes`). Default 4 MiB. */
+  readonly maxBytes?: number;
+  /** Overrides the parse limits derived from `maxBytes` (tests). */
+  readonly limits?: Partial<ParseLimits>;
 }
+
+/** Default of `--max-manifests-bytes`: about 3,000 Services with 3 endpoints each, as YAML. */
+export const DEFAULT_MAX_MANIFESTS_BYTES = 4 * 1024 * 1024;
 
 /** Counters for metrics; plain fields. */
 export interface FileSourceStats {
   /** Successful reads that were applied. */
   applies: number;
-  /** Edits rejected because the file could not be read or held a bad object. */
+  /** Edits rejected because the file could not be read, was too big or costly, or held a bad object. */
   rejectedUpdates: number;
+  /** Reads that found the file empty (being written) and waited for content. */
+  emptyReads: number;
 }
 
 /**
  * Service and EndpointSlice manifests from a file that is watched for edits.
  *
  * At start, a bad file rejects `start()` with a ManifestError naming the file, the object and
- * the field. Later, a bad edit (unreadable file, bad YAML, a bad object) is logged and counted,
- * and the last good content keeps being served. Good edits are sent as the difference from
- * the last good content, so unchanged objects (and their connections) are not touched.
+ * the field (or the limit it passed). Later, a bad edit (unreadable file, too big, too costly to
+ * parse, bad YAML, a bad object) is logged once and counted once, and the last good content
+ * keeps being served. Parsing is bounded in size, memory and time and runs beside the data path
+ * (see bounded-parse.ts). A zero-byte file is a file being written (truncate, then write): it
+ * is ignored until it has content. Good edits are sent as the difference from the last good
+ * content, so unchanged objects (and their connections) are not touched.
  */
 export class FileSource implements Source {
   readonly kind = 'file' as const;
-  readonly stats: FileSourceStats = { applies: 0, rejectedUpdates: 0 };
+  readonly stats: FileSourceStats = { applies: 0, rejectedUpdates: 0, emptyReads: 0 };
   readonly #path: string;
   readonly #log: Logger;
   readonly #pollMs: number;
   readonly #debounceMs: number;
+  readonly #limits: ParseLimits;
   #sink: SourceSink | undefined;
   #current = new Map<string, ManifestObject>();
   #lastText: string | undefined;
+  /** Identity (inode, size, mtime) of the file version last handled, applied or rejected. */
+  #lastVersion: string | undefined;
+  #waitingForContent = false;
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #reading: Promise<void> = Promise.resolve();
@@ -51,12 +68,18 @@ export class FileSource implements Source {
     this.#log = opts.logger.child({ source: 'file', file: opts.path });
     this.#pollMs = opts.pollIntervalMs ?? 1000;
     this.#debounceMs = opts.debounceMs ?? 100;
+    this.#limits = { ...limitsFor(opts.maxBytes ?? DEFAULT_MAX_MANIFESTS_BYTES), ...opts.limits };
   }
 
   async start(sink: SourceSink): Promise<void> {
     this.#sink = sink;
-    const text = await this.#read();
-    this.#apply(parseManifests(text, this.#path), text);
+    const read = await this.#read();
+    if (read === undefined) {
+      this.#noteEmpty();
+    } else {
+      this.#apply(await this.#parse(read.text), read.text);
+      this.#lastVersion = read.version;
+    }
     // Watch the directory, not the file: editors replace files by renaming over them.
     try {
       this.#watcher = watch(dirname(this.#path), (_event, name) => {
@@ -79,10 +102,14 @@ export class FileSource implements Source {
     await this.#reading;
   }
 
-  /** Reads the file again now (SIGHUP). */
+  /** Reads the file again now (SIGHUP), even if it looks unchanged. */
   reload(): Promise<void> {
+    return this.#enqueue(true);
+  }
+
+  #enqueue(force: boolean): Promise<void> {
     clearTimeout(this.#timer);
-    this.#reading = this.#reading.then(() => this.#reload());
+    this.#reading = this.#reading.then(() => this.#reload(force));
     return this.#reading;
   }
 
@@ -91,33 +118,82 @@ export class FileSource implements Source {
   #schedule(): void {
     if (this.#stopped) return;
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.reload(), this.#debounceMs);
+    this.#timer = setTimeout(() => void this.#enqueue(false), this.#debounceMs);
   }
 
-  async #read(): Promise<string> {
+  /**
+   * Reads the file, refusing one above the size limit before reading it. Undefined when the
+   * file is empty (being written).
+   */
+  async #read(): Promise<{ text: string; version: string } | undefined> {
+    const max = this.#limits.maxBytes;
+    let text: string;
+    let version: string;
     try {
-      return await readFile(this.#path, 'utf8');
+      const st = await stat(this.#path);
+      version = `${st.ino}:${st.size}:${st.mtimeMs}`;
+      if (st.size > max) throw tooBig(this.#path, st.size, max);
+      text = await readFile(this.#path, 'utf8');
     } catch (err) {
+      if (err instanceof ManifestError) throw err;
       throw new ManifestError(this.#path, undefined, undefined, `cannot read: ${describe(err)}`);
+    }
+    // It may have grown between the stat and the read.
+    if (text.length > max) throw tooBig(this.#path, Buffer.byteLength(text), max);
+    return text.length === 0 ? undefined : { text, version };
+  }
+
+  async #parse(text: string): Promise<ParsedManifests> {
+    return manifestsFromDocuments(await decodeBounded(text, this.#path, this.#limits), this.#path);
+  }
+
+  /** Current identity of the file, or undefined if it cannot be read. */
+  async #version(): Promise<string | undefined> {
+    try {
+      const st = await stat(this.#path);
+      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return undefined;
     }
   }
 
-  async #reload(): Promise<void> {
+  async #reload(force: boolean): Promise<void> {
     if (this.#stopped) return;
+    // The directory watch and the poll both report one edit: handle each version once, so a
+    // bad edit is logged and counted once.
+    const version = await this.#version();
+    if (!force && version !== undefined && version === this.#lastVersion) return;
     try {
-      const text = await this.#read();
-      if (text === this.#lastText) return;
-      this.#apply(parseManifests(text, this.#path), text);
+      const read = await this.#read();
+      if (read === undefined) return this.#noteEmpty();
+      this.#lastVersion = read.version;
+      this.#waitingForContent = false;
+      if (read.text === this.#lastText) return;
+      this.#apply(await this.#parse(read.text), read.text);
     } catch (err) {
+      if (version !== undefined) this.#lastVersion = version;
       this.stats.rejectedUpdates++;
       this.#log.error(
         { err: describe(err) },
-        'manifests edit rejected; still serving the last good version',
+        this.#sink !== undefined && this.stats.applies > 0
+          ? 'manifests edit rejected; still serving the last good version'
+          : 'manifests file rejected; still waiting for a good version',
       );
     }
   }
 
-  #apply(parsed: ReturnType<typeof parseManifests>, text: string): void {
+  #noteEmpty(): void {
+    this.stats.emptyReads++;
+    if (this.#waitingForContent) return;
+    this.#waitingForContent = true;
+    this.#lastVersion = undefined;
+    this.#log.warn(
+      { applied: this.stats.applies > 0 },
+      'manifests file is empty (being written?); ignored until it has content. Write a temporary file and rename it over this one',
+    );
+  }
+
+  #apply(parsed: ParsedManifests, text: string): void {
     const sink = this.#sink as SourceSink;
     for (const note of parsed.ignored) this.#log.info({ note }, 'manifest object ignored');
     const next = new Map(parsed.objects.map((o) => [`${o.kind} ${o.namespace}/${o.name}`, o]));
@@ -136,4 +212,13 @@ export class FileSource implements Source {
     this.#log.info({ objects: next.size }, 'manifests read');
     sink.commit(true);
   }
+}
+
+function tooBig(file: string, size: number, max: number): ManifestError {
+  return new ManifestError(
+    file,
+    undefined,
+    undefined,
+    `is ${size} bytes, more than --max-manifests-bytes (${max}); rejected. Raise the flag if the file is meant to be this big`,
+  );
 }

@@ -1,5 +1,5 @@
-import { parseAllDocuments } from 'yaml';
 import { ManifestError } from '../errors.js';
+import { decodeDocuments, type DecodedDocument } from './decode-worker.js';
 import {
   describeObject,
   validateEndpointSlice,
@@ -39,19 +39,24 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
  * are ignored (and listed). Pure apart from the message text.
  */
 export function parseManifests(text: string, file: string): ParsedManifests {
+  return manifestsFromDocuments(decodeDocuments(text), file);
+}
+
+/** The validation half of `parseManifests`, on documents already decoded. */
+export function manifestsFromDocuments(
+  docs: readonly DecodedDocument[],
+  file: string,
+): ParsedManifests {
   const objects: ManifestObject[] = [];
   const ignored: string[] = [];
   const seen = new Set<string>();
-  const docs = parseAllDocuments(text, { prettyErrors: true });
-  // parseAllDocuments returns an EmptyStream for empty input, which is iterable like an array.
   let index = 0;
   for (const doc of docs) {
     index++;
     const where = `document ${index}`;
-    const err = doc.errors[0];
-    if (err !== undefined)
-      throw new ManifestError(file, where, undefined, `not valid YAML or JSON: ${err.message}`);
-    const value: unknown = doc.toJS();
+    if (doc.error !== undefined)
+      throw new ManifestError(file, where, undefined, `not valid YAML or JSON: ${doc.error}`);
+    const value: unknown = doc.value;
     if (value === null || value === undefined) continue;
     if (!isObj(value))
       throw new ManifestError(file, where, undefined, 'must be an object with a kind');

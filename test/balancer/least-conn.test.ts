@@ -162,7 +162,29 @@ describe('LeastConnBalancer', () => {
     expect(s.ejectedUntil).toBe(250);
     b.pick();
     b.connected(s);
+    // An accept alone proves nothing (accept-then-reset backends); a byte or a clean close does.
+    expect(s.consecutiveFailures).toBe(3);
+    b.confirmed(s);
     expect(s.consecutiveFailures).toBe(0);
+  });
+
+  it('ejects an endpoint that resets after accepting, with the same back-off as refusals', () => {
+    const b = new LeastConnBalancer({ now: () => 0, ejectBaseMs: 100, ejectMaxMs: 250 });
+    b.update(eps(2));
+    const s = b.pick() as EndpointStats;
+    b.connected(s);
+    b.earlyReset(s);
+    expect(s.ejectedUntil).toBe(100);
+    expect(s.active).toBe(1); // still counted until the connection closes
+    b.closed(s, false);
+    expect(s.active).toBe(0);
+    // While ejected, the other endpoint takes every new connection.
+    const other = b.pick() as EndpointStats;
+    expect(other).not.toBe(s);
+    b.connected(other);
+    b.closed(other, false);
+    expect(b.pick()).toBe(other);
+    expect(s.connectFailures.get('early_reset')).toBe(1);
   });
 
   it('skips excluded endpoints on retry', () => {

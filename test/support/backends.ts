@@ -31,7 +31,9 @@ export async function startTcpBackend(
     if (opts.greet !== false) s.write(`${name}\n`);
     s.pipe(s);
   });
-  server.listen({ host, port });
+  // A large accept queue: an overflowing one drops handshakes, and with SYN cookies the proxy's
+  // side of such a connection can stay established with nobody on the backend's side.
+  server.listen({ host, port, backlog: 4096 });
   await once(server, 'listening');
   const backend: TcpBackend = {
     name,

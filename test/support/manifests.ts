@@ -22,7 +22,9 @@ export async function manifestsFile(objects: readonly unknown[] = []): Promise<M
   };
   const file: ManifestsFile = {
     path,
-    write: (objs) => writeText(objs.map((o) => stringify(o)).join('---\n')),
+    // No objects is written as a comment: a zero-byte file is one being written, and ignored.
+    write: (objs) =>
+      writeText(objs.length === 0 ? '# no objects\n' : objs.map((o) => stringify(o)).join('---\n')),
     writeText,
     remove: () => rm(dir, { recursive: true, force: true }),
   };
