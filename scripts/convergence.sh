@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Records `kube-lc-proxy demo` twice, with drains and with --no-drain, and plots both runs into
+# Records `kube-lc-proxy demo --single-node` twice, with drains and with --no-drain, and plots both runs into
 # one SVG (docs/convergence.svg by default).
 #
 #   scripts/convergence.sh [OUT.svg] [demo flags...]
@@ -31,8 +31,8 @@ trap 'rm -rf "$tmp"' EXIT
 for mode in drain no-drain; do
   flags=()
   [[ $mode == no-drain ]] && flags=(--no-drain)
-  echo "convergence.sh: demo ${flags[*]:-with drains} $*" >&2
-  if ! "$node" bin/kube-lc-proxy.js demo "${flags[@]}" "$@" --record "$tmp/$mode.json" \
+  echo "convergence.sh: demo --single-node ${flags[*]:-with drains} $*" >&2
+  if ! "$node" bin/kube-lc-proxy.js demo --single-node "${flags[@]}" "$@" --record "$tmp/$mode.json" \
     >"$tmp/$mode.log" 2>&1; then
     tail -n 20 "$tmp/$mode.log" >&2
     exit 1

@@ -12,7 +12,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 
-/** The parts of a demo recording (`DemoReport` in src/demo/demo.ts) that the plot uses. */
+/** The parts of a demo recording (`DemoReport` in src/demo/single-node.ts) that the plot uses. */
 export interface Recording {
   readonly mode: 'drain' | 'no-drain';
   readonly clients: number;

@@ -267,18 +267,25 @@ export async function main(
     )
     .command(
       'demo',
-      'Watch the problem and the fix on this machine: gRPC backends, the proxy and clients, through a scale-out and a rolling update (Linux, uses 127.0.100.0/24)',
+      'Watch the problem and the fix on this machine: gRPC clients spread over several nodes, balanced by kube-proxy-like random choice, node-local least connection and the cluster view, side by side, through a scale-out and a rolling update (Linux, uses 127.0.100.0/24)',
       (y) =>
         y
+          .option('nodes', {
+            type: 'string',
+            default: '6',
+            describe:
+              'Nodes per mode: a proxy process (or a kube-proxy-like forwarder) each, with its own clients',
+          })
           .option('clients', {
             type: 'string',
-            default: '50',
-            describe: 'grpc-js clients, each with one long-lived channel',
+            defaultDescription: '12, or 50 with --single-node',
+            describe:
+              'grpc-js clients per mode, each with one long-lived channel, spread evenly over the nodes',
           })
           .option('rate', { type: 'string', default: '10', describe: 'RPCs per second per client' })
           .option('duration', {
             type: 'string',
-            default: '50s',
+            default: '45s',
             describe: 'Length of the whole run (phases scale with it)',
           })
           .option('backends', { type: 'string', default: '2', describe: 'Backends at the start' })
@@ -287,11 +294,23 @@ export async function main(
             default: '4',
             describe: 'Backends after the scale-out',
           })
+          .option('modes', {
+            type: 'string',
+            default: 'random,node-local,cluster',
+            describe:
+              'Which balancing to show, side by side: random (kube-proxy), node-local, cluster',
+          })
+          .option('single-node', {
+            type: 'boolean',
+            default: false,
+            describe:
+              'Instead: one proxy in this process with every client on its node (the drain mechanism)',
+          })
           .option('drain', {
             type: 'boolean',
             default: true,
             describe:
-              'Drain with GOAWAY; --no-drain runs the same script as a plain L4 balancer would (the problem)',
+              'With --single-node: drain with GOAWAY; --no-drain runs the same script as a plain L4 balancer would (the problem)',
           })
           .option('json', {
             type: 'boolean',

@@ -28,6 +28,8 @@ export interface GrpcBackend {
   served: number;
   /** Incoming HTTP/2 sessions (TCP connections) accepted. */
   sessions: number;
+  /** Incoming HTTP/2 sessions open now: the connections this backend holds. */
+  openSessions: number;
   readonly server: grpc.Server;
   /** Stops at once, cutting open calls. */
   close(): Promise<void>;
@@ -49,6 +51,7 @@ export async function startGrpcBackend(
     port, // the port the kernel chose when `port` is 0, once bound
     served: 0,
     sessions: 0,
+    openSessions: 0,
     server,
     close: () =>
       new Promise<void>((resolve) => {
@@ -87,9 +90,19 @@ export async function startGrpcBackend(
     ),
   );
   const http2 = (
-    server as unknown as { http2Servers?: Map<{ on(e: string, f: () => void): void }, unknown> }
+    server as unknown as {
+      http2Servers?: Map<
+        { on(e: 'session', f: (s: { once(e: 'close', f: () => void): void }) => void): void },
+        unknown
+      >;
+    }
   ).http2Servers;
-  for (const s of http2?.keys() ?? []) s.on('session', () => backend.sessions++);
+  for (const s of http2?.keys() ?? [])
+    s.on('session', (session) => {
+      backend.sessions++;
+      backend.openSessions++;
+      session.once('close', () => backend.openSessions--);
+    });
   return backend;
 }
 

@@ -63,7 +63,7 @@ interface BackendState {
 }
 
 /**
- * `kube-lc-proxy demo`: the problem and the fix on one machine. Real gRPC backends
+ * `kube-lc-proxy demo --single-node`: the drain mechanism on one proxy. Real gRPC backends
  * (@grpc/grpc-js) on 127.0.100.x, a manifests file, the proxy in this process (file source,
  * intercept none) and many grpc-js clients with long-lived channels sending steady RPCs,
  * through a scale-out and a rolling replacement. Linux only (it binds 127.0.100.0/24).
