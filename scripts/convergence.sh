@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Records `kube-lc-proxy demo --single-node` twice, with drains and with --no-drain, and plots both runs into
-# one SVG (docs/convergence.svg by default).
+# Records `kube-lc-proxy demo --single-node` (one proxy, every client on its node) twice, with
+# drains and with --no-drain, and plots both runs into one SVG (docs/convergence.svg by default).
 #
 #   scripts/convergence.sh [OUT.svg] [demo flags...]
 #   scripts/convergence.sh docs/convergence.svg --duration 60s --clients 100
