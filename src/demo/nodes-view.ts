@@ -27,8 +27,8 @@ export interface NodesFrame {
 }
 
 const LABEL = 14;
-const COLUMN = 27;
-const BAR_MAX = 12;
+const COLUMN = 30;
+const BAR_MAX = 10;
 
 /**
  * The live view of the multi-node demo. On a TTY: the modes side by side, connections per

@@ -187,7 +187,7 @@ export class ProxyNode {
   }
 
   #get(path: string): Promise<Response> {
-    return fetch(`http://${this.metrics}${path}`, { signal: AbortSignal.timeout(2_000) });
+    return fetch(`http://${this.metrics}${path}`, { signal: AbortSignal.timeout(3_000) });
   }
 
   async #until(ok: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
