@@ -1,4 +1,4 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
 /**
  * What kube-proxy does for a ClusterIP, in the demo: each new TCP connection goes to a backend
@@ -50,6 +50,11 @@ export class RandomForwarder {
         resolve();
       });
     });
+  }
+
+  /** Where it listens (the port the kernel chose when asked for 0). */
+  address(): AddressInfo {
+    return this.#server.address() as AddressInfo;
   }
 
   /** Stops listening and cuts every connection. */
