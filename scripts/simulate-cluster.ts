@@ -6,6 +6,8 @@
  *
  *   node_modules/.bin/node scripts/simulate-cluster.ts [--draws N] [--seed S] [--update FILE]
  *
+ * `--draws N` (default 1000) runs per cell for the cluster view, 4N for random and node-local.
+ *
  * `--update docs/design.md` rewrites the text between the `simulate-cluster:begin` and
  * `simulate-cluster:end` comments of that file (formatted with prettier) instead of printing.
  */
@@ -24,7 +26,7 @@ const flag = (name: string): string | undefined => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const DRAWS = Number(flag('--draws') ?? 4000);
+const DRAWS = Number(flag('--draws') ?? 1000);
 const SEED = Number(flag('--seed') ?? 9);
 const UPDATE = flag('--update');
 if (!Number.isInteger(DRAWS) || DRAWS < 1 || !Number.isInteger(SEED)) {
@@ -35,16 +37,18 @@ if (!Number.isInteger(DRAWS) || DRAWS < 1 || !Number.isInteger(SEED)) {
 const POLICIES: readonly { readonly name: string; readonly policy: Policy }[] = [
   { name: 'random (kube-proxy)', policy: { kind: 'random' } },
   { name: 'node-local LC (today)', policy: { kind: 'node-local' } },
-  {
-    name: 'cluster 1 s, 2 choices',
-    policy: { kind: 'cluster', syncSeconds: 1, pick: 'two-choices' },
-  },
-  {
-    name: 'cluster 5 s, 2 choices',
-    policy: { kind: 'cluster', syncSeconds: 5, pick: 'two-choices' },
-  },
-  { name: 'cluster 1 s, least', policy: { kind: 'cluster', syncSeconds: 1, pick: 'least' } },
-  { name: 'cluster 5 s, least', policy: { kind: 'cluster', syncSeconds: 5, pick: 'least' } },
+  ...[1, 5].flatMap((syncSeconds) =>
+    (
+      [
+        ['2 choices', 'two-choices'],
+        ['least', 'least'],
+        ['herd step', 'herd-step'],
+      ] as const
+    ).map(([label, pick]) => ({
+      name: `cluster ${syncSeconds} s, ${label}`,
+      policy: { kind: 'cluster', syncSeconds, pick } as const,
+    })),
+  ),
 ];
 
 const ARRIVAL = 10;
@@ -67,10 +71,14 @@ const SCALE_ROWS = [
   [100, 3, 6],
 ] as const;
 
-/** Runs `draws` seeded runs; each run's seed depends only on (row, policy, draw). */
+/** Random choice and node-local runs cost little: they get 4 times the draws. */
+const drawsOf = (policy: Policy): number => (policy.kind === 'cluster' ? DRAWS : 4 * DRAWS);
+const drawsText = `${4 * DRAWS} draws for random and node-local, ${DRAWS} for the cluster view`;
+
+/** Runs seeded runs; each run's seed depends only on (row, policy, draw). */
 function draws(policy: number, row: number, scenario: Scenario): ReturnType<typeof simulate>[] {
   const out = [];
-  for (let d = 0; d < DRAWS; d++) {
+  for (let d = 0; d < drawsOf(POLICIES[policy]!.policy); d++) {
     const seed = (SEED * 1_000_003 + row * 10_007 + policy * 101 + d * 7_919) >>> 0;
     out.push(simulate(POLICIES[policy]!.policy, scenario, seededRandom(seed)));
   }
@@ -78,65 +86,57 @@ function draws(policy: number, row: number, scenario: Scenario): ReturnType<type
 }
 
 const f2 = (x: number): string => x.toFixed(2);
-const medP90 = (xs: number[]): string => `${f2(quantile(xs, 0.5))} (${f2(quantile(xs, 0.9))})`;
+const median = (xs: number[]): number => quantile(xs, 0.5);
 const started = Date.now();
 const lines: string[] = [];
 
-lines.push(
-  `Static: clients connect at random times over the first ${ARRIVAL} s; skew at ${SETTLED} s, ` +
-    `median (p90) over ${DRAWS} draws.`,
-  '',
-  `| nodes × clients | pods | ${POLICIES.map((p) => p.name).join(' | ')} |`,
-  `| --- | --- | ${POLICIES.map(() => '---').join(' | ')} |`,
-);
-const arrivalSkew: string[] = [];
-STATIC_ROWS.forEach(([nodes, perNode, pods], row) => {
-  const scenario: Scenario = {
-    nodes,
-    clientsPerNode: perNode,
-    pods,
-    arrivalSeconds: ARRIVAL,
-    sampleAt: [ARRIVAL, SETTLED],
-    endSeconds: SETTLED,
-  };
+// Static topologies: one row per policy, one column per topology.
+const header = `| policy | ${STATIC_ROWS.map(([n, c, p]) => `${n} × ${c}, ${p} pods`).join(' | ')} |`;
+const rule = `| --- | ${STATIC_ROWS.map(() => '---').join(' | ')} |`;
+const settled: string[] = [];
+const early: string[] = [];
+POLICIES.forEach(({ name }, p) => {
   const cells: string[] = [];
-  const early: string[] = [];
-  POLICIES.forEach((_, p) => {
-    const runs = draws(p, row, scenario);
-    cells.push(medP90(runs.map((r) => r.samples[1]!.skew)));
-    const clients = nodes * perNode;
-    early.push(
-      `${f2(
-        quantile(
-          runs.map((r) => r.samples[0]!.skew),
-          0.5,
-        ),
-      )} / ${f2(
-        quantile(
-          runs.map((r) => r.moves / clients),
-          0.5,
-        ),
-      )}`,
-    );
+  const earlyCells: string[] = [];
+  STATIC_ROWS.forEach(([nodes, perNode, pods], row) => {
+    const runs = draws(p, row, {
+      nodes,
+      clientsPerNode: perNode,
+      pods,
+      arrivalSeconds: ARRIVAL,
+      sampleAt: [ARRIVAL, SETTLED],
+      endSeconds: SETTLED,
+    });
+    const end = runs.map((r) => r.samples[1]!.skew);
+    cells.push(`${f2(median(end))} (${f2(quantile(end, 0.9))})`);
+    const atArrival = median(runs.map((r) => r.samples[0]!.skew));
+    const moves = median(runs.map((r) => r.moves / (nodes * perNode)));
+    earlyCells.push(`${f2(atArrival)} / ${f2(moves)}`);
   });
-  lines.push(`| ${nodes} × ${perNode} | ${pods} | ${cells.join(' | ')} |`);
-  arrivalSkew.push(`| ${nodes} × ${perNode} | ${pods} | ${early.join(' | ')} |`);
+  settled.push(`| ${name} | ${cells.join(' | ')} |`);
+  early.push(`| ${name} | ${earlyCells.join(' | ')} |`);
 });
 lines.push(
+  `Static: clients connect at random times over the first ${ARRIVAL} s; skew at ${SETTLED} s, ` +
+    `median (p90) over ${drawsText}.`,
+  '',
+  header,
+  rule,
+  ...settled,
   '',
   `The same runs: median skew at ${ARRIVAL} s, when the last client has just connected (before ` +
     'most of the rebalance) / median moves (drains) per client by the end.',
   '',
-  `| nodes × clients | pods | ${POLICIES.map((p) => p.name).join(' | ')} |`,
-  `| --- | --- | ${POLICIES.map(() => '---').join(' | ')} |`,
-  ...arrivalSkew,
+  header,
+  rule,
+  ...early,
 );
 
 lines.push(
   '',
   `Scale-out: clients connect over the first ${ARRIVAL} s, the new pods are ready at ` +
     `${SCALE_AT} s. Median skew at each time after the scale-out, then median moves since the ` +
-    `scale-out by +${AFTER.at(-1)} s (p90 in brackets), over ${DRAWS} draws.`,
+    `scale-out by +${AFTER.at(-1)} s (p90 in brackets), over ${drawsText}.`,
   '',
   `| nodes × clients, pods | policy | ${AFTER.map((a) => `+${a} s`).join(' | ')} | moves |`,
   `| --- | --- | ${AFTER.map(() => '---').join(' | ')} | --- |`,

@@ -10,8 +10,11 @@
  *   per proxy (as `LeastConnBalancer`). Plus today's node-local rebalance (`planRebalance`: starts
  *   when skew > 1.2 and an endpoint is 2 or more above its target on that node).
  * - `cluster`: a node's estimate of an endpoint = the other nodes' counts at the last sync + this
- *   node's live count. Picks are the least estimate (ties rotate as today) or the better of two
- *   random endpoints (ties at random), which bounds herding between syncs. After each sync, while
+ *   node's live count. Picks are the least estimate (ties rotate as today), the better of two
+ *   random endpoints (ties at random), which bounds herding between syncs, or `herd-step`: the
+ *   least estimate where each pick since the sync also counts once per other node holding
+ *   connections (they are assumed to pick alike), and drained clients go to destinations the
+ *   plan reserved for them (the design in docs/design.md). After each sync, while
  *   the cluster-wide max - min >= 2, nodes holding connections on the over-loaded endpoints drain
  *   one connection each (at most one per node per sync), chosen by a rule every node computes
  *   alike from the same view; drained clients reconnect through their own node's pick.
@@ -22,7 +25,7 @@
  */
 
 /** How a node's proxy picks an endpoint from its estimates. */
-export type ClusterPick = 'least' | 'two-choices';
+export type ClusterPick = 'least' | 'two-choices' | 'herd-step';
 
 /** A balancing policy. `syncSeconds` 0 means a live view (no delay). */
 export type Policy =
@@ -134,6 +137,13 @@ export class TieRotation {
     this.#low[n] = low - k;
   }
 
+  /** Node `n` picks endpoint `e` without scoring (a reserved destination); returns `e`. */
+  stamp(n: number, e: number): number {
+    this.#high[n] = (this.#high[n] as number) + 1;
+    this.#seq[n * this.#width + e] = this.#high[n] as number;
+    return e;
+  }
+
   /** Node `n` picks the endpoint in [0, pods) with the lowest score, ties rotated. */
   pick(n: number, pods: number, score: (e: number) => number): number {
     const base = n * this.#width;
@@ -217,6 +227,12 @@ export function simulate(policy: Policy, scenario: Scenario, random: () => numbe
   /** The view at the last sync: per-endpoint totals, and each node's change since then. */
   const synced = new Int32Array(W);
   const sinceSync = new Int32Array(N * W);
+  /** herd-step: picks per (node, endpoint) since the sync, other nodes holding connections then. */
+  const picksSince = new Int32Array(N * W);
+  const herdStep = new Int32Array(N);
+  /** herd-step: each node's reserved destinations for its drained clients, in order. */
+  const reserved: number[][] = Array.from({ length: N }, () => []);
+  const herding = policy.kind === 'cluster' && policy.pick === 'herd-step';
   /** Each client's endpoint, -1 while it has none. */
   const at = new Int32Array(N * C).fill(-1);
   const rotation = new TieRotation(N, W);
@@ -227,7 +243,11 @@ export function simulate(policy: Policy, scenario: Scenario, random: () => numbe
   const live = policy.kind === 'cluster' && policy.syncSeconds === 0;
 
   const estimate = (n: number, e: number): number =>
-    live ? (totals[e] as number) : (synced[e] as number) + (sinceSync[n * W + e] as number);
+    live
+      ? (totals[e] as number)
+      : (synced[e] as number) +
+        (sinceSync[n * W + e] as number) +
+        (picksSince[n * W + e] as number) * (herdStep[n] as number);
 
   const pick = (n: number): number => {
     switch (policy.kind) {
@@ -236,7 +256,14 @@ export function simulate(policy: Policy, scenario: Scenario, random: () => numbe
       case 'node-local':
         return rotation.pick(n, pods, (e) => local[n * W + e] as number);
       case 'cluster':
-        if (policy.pick === 'least') return rotation.pick(n, pods, (e) => estimate(n, e));
+        if (policy.pick === 'herd-step') {
+          const r = reserved[n]!;
+          while (r.length > 0) {
+            const e = r.shift() as number;
+            if (e < pods) return rotation.stamp(n, e);
+          }
+        }
+        if (policy.pick !== 'two-choices') return rotation.pick(n, pods, (e) => estimate(n, e));
         if (pods < 2) return 0;
         {
           const i = Math.floor(random() * pods);
@@ -256,6 +283,7 @@ export function simulate(policy: Policy, scenario: Scenario, random: () => numbe
     local[n * W + e]!++;
     totals[e]!++;
     sinceSync[n * W + e]!++;
+    picksSince[n * W + e]!++;
   };
 
   const q = new EventQueue();
@@ -302,7 +330,9 @@ export function simulate(policy: Policy, scenario: Scenario, random: () => numbe
    * The cluster rebalance on a view every node shares: the balanced targets give the extra
    * connection to the busiest endpoints (so the moves are the fewest), and the excess of each
    * endpoint above its target is drained by that many of its holders, one per node, taken in an
-   * order rotated per round and endpoint so no node is always the one to move.
+   * order rotated per round and endpoint so no node is always the one to move. With herd-step,
+   * each drain is matched, in order, with a missing slot of the endpoints below their target,
+   * which the draining node reserves for its reconnecting client.
    */
   const clusterRebalance = (now: number): void => {
     round++;
@@ -321,6 +351,11 @@ export function simulate(policy: Policy, scenario: Scenario, random: () => numbe
     );
     const base = Math.floor(total / pods);
     const extra = total % pods;
+    const slots: number[] = [];
+    order.forEach((e, rank) => {
+      const missing = base + (rank < extra ? 1 : 0) - totals[e]!;
+      for (let k = 0; k < missing; k++) slots.push(e);
+    });
     const busy = new Uint8Array(N);
     order.forEach((e, rank) => {
       let excess = totals[e]! - (base + (rank < extra ? 1 : 0));
@@ -330,6 +365,8 @@ export function simulate(policy: Policy, scenario: Scenario, random: () => numbe
         const n = (start + i) % N;
         if (busy[n] === 1 || local[n * W + e] === 0) continue;
         busy[n] = 1;
+        const slot = slots.shift();
+        if (herding && slot !== undefined) reserved[n]!.push(slot);
         drain(n, e, now);
         excess--;
       }
@@ -339,6 +376,19 @@ export function simulate(policy: Policy, scenario: Scenario, random: () => numbe
   const sync = (now: number): void => {
     synced.set(totals);
     sinceSync.fill(0);
+    if (herding) {
+      picksSince.fill(0);
+      let holders = 0;
+      const holds = new Uint8Array(N);
+      for (let n = 0; n < N; n++) {
+        for (let e = 0; e < pods && holds[n] === 0; e++) if (local[n * W + e]! > 0) holds[n] = 1;
+        holders += holds[n]!;
+      }
+      for (let n = 0; n < N; n++) {
+        herdStep[n] = holders - holds[n]!;
+        reserved[n]!.length = 0;
+      }
+    }
     if (policy.kind === 'cluster') clusterRebalance(now);
     else if (policy.kind === 'node-local') nodeLocalRebalance(now);
   };

@@ -6,13 +6,14 @@ import {
   seededRandom,
   simulate,
   TieRotation,
+  type ClusterPick,
   type Policy,
   type Scenario,
 } from '../../scripts/cluster-sim/model.ts';
 
 const RANDOM: Policy = { kind: 'random' };
 const NODE_LOCAL: Policy = { kind: 'node-local' };
-const cluster = (syncSeconds: number, pick: 'least' | 'two-choices'): Policy => ({
+const cluster = (syncSeconds: number, pick: ClusterPick): Policy => ({
   kind: 'cluster',
   syncSeconds,
   pick,
@@ -128,6 +129,18 @@ describe('cluster simulation model', () => {
         expect(r.counts).toEqual([2, 2, 2, 2, 2, 2]);
         // At least the 6 moves the new pods need; no more than one per client and round.
         expect(r.moves).toBeGreaterThanOrEqual(6);
+      }
+    }
+  });
+
+  it('herd step with reservations: the fewest moves after a scale-out, with 1 s and 5 s syncs', () => {
+    for (const sync of [1, 5]) {
+      for (let d = 0; d < 50; d++) {
+        const s = { ...scaleOut(12, 1, 3, 6), sampleAt: [19.999, 60] };
+        const r = simulate(cluster(sync, 'herd-step'), s, seededRandom(d));
+        expect(r.counts).toEqual([2, 2, 2, 2, 2, 2]);
+        // 4 on each old pod before, 2 on each after: 6 moves, and the plan makes no more.
+        expect(r.samples[1]!.moves - r.samples[0]!.moves).toBe(6);
       }
     }
   });
