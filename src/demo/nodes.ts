@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,6 +67,7 @@ export async function runNodesDemo(o: NodesDemoOptions): Promise<NodesDemoReport
   // Interrupted (Ctrl-C, a test's timeout): no proxy process may outlive the demo.
   const onSignal = (): void => {
     for (const r of runs) r.kill();
+    rmSync(dir, { recursive: true, force: true });
     process.exit(130);
   };
   process.once('SIGINT', onSignal);
