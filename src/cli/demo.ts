@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { MAX_BACKENDS, MAX_NODES, parseModes } from '../demo/modes.js';
 import { ConfigError, describe } from '../errors.js';
 import { parseDuration, parseInteger, parseNumber } from './parse.js';
 
@@ -29,8 +30,19 @@ export async function demoCommand(args: DemoArgs): Promise<number> {
   const durationMs = parseDuration('--duration', args.duration);
   if (durationMs < 10_000 || durationMs > 3_600_000)
     throw new ConfigError('--duration', 'must be from 10s to 1h');
-  const initialBackends = parseInteger('--backends', args.backends, 1, single ? 20 : 9);
-  const scaledBackends = parseInteger('--scale-to', args['scale-to'], 1, single ? 40 : 18);
+  // The replacement of the rolling update needs one address more than --scale-to.
+  const initialBackends = parseInteger(
+    '--backends',
+    args.backends,
+    1,
+    single ? 20 : MAX_BACKENDS - 2,
+  );
+  const scaledBackends = parseInteger(
+    '--scale-to',
+    args['scale-to'],
+    1,
+    single ? 40 : MAX_BACKENDS - 1,
+  );
   if (scaledBackends <= initialBackends)
     throw new ConfigError('--scale-to', `must be more than --backends (${initialBackends})`);
   const tty = process.stdout.isTTY === true && !args.json;
@@ -55,7 +67,6 @@ export async function demoCommand(args: DemoArgs): Promise<number> {
       process.stdout.write(formatReport(r));
       report = r;
     } else {
-      const { MAX_NODES, parseModes } = await import('../demo/modes.js');
       const nodes = parseInteger('--nodes', args.nodes, 1, MAX_NODES);
       const modes = parseModes(args.modes);
       if (typeof modes === 'string') throw new ConfigError('--modes', modes);

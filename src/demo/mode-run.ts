@@ -16,6 +16,7 @@ interface BackendState {
   state: 'ready' | 'terminating' | 'removed';
 }
 
+/** Where one mode lives: its name, how many nodes, the files its nodes share. */
 export interface ModeRunOptions {
   readonly mode: ModeName;
   readonly nodes: number;

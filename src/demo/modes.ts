@@ -15,8 +15,9 @@ export const MODE_TITLES: Readonly<Record<ModeName, string>> = {
   cluster: 'cluster view',
 };
 
-/** At most this many nodes per mode, and backends per mode (addresses are per mode). */
+/** At most this many nodes per mode (addresses are per mode). */
 export const MAX_NODES = 20;
+/** At most this many backends per mode, the rolling update's replacement included. */
 export const MAX_BACKENDS = 19;
 
 const index = (m: ModeName): number => MODE_NAMES.indexOf(m);

@@ -17,6 +17,7 @@ import { scenario } from './scenario.js';
 
 export { formatNodesReport, type ModeReport, type NodesDemoReport } from './nodes-report.js';
 
+/** The run's shape, from the `demo` flags. */
 export interface NodesDemoOptions {
   /** "Nodes" per mode: proxy processes (or kube-proxy-like forwarders), each with its clients. */
   readonly nodes: number;

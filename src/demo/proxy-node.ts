@@ -58,6 +58,7 @@ export interface PeerFlags {
   readonly secretFile: string;
 }
 
+/** One node's process: its name, addresses and manifests file, and the view's flags if on. */
 export interface ProxyNodeOptions {
   readonly name: string;
   /** The node's ClusterIP for the Service; its metrics listen on the same address. */
