@@ -132,7 +132,7 @@ export class ProxyNode {
     }
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const node = new ProxyNode(o, child);
-    await node.#until(async () => (await node.#get('/readyz')).ok, 20_000, 'ready');
+    await node.#until(async () => (await node.#get('/readyz')).ok, 60_000, 'ready');
     return node;
   }
 
@@ -155,7 +155,7 @@ export class ProxyNode {
           .sort();
         return JSON.stringify(got) === JSON.stringify(want);
       },
-      10_000,
+      30_000,
       'the new endpoints',
     );
   }
