@@ -87,11 +87,12 @@ export async function runNodesDemo(o: NodesDemoOptions): Promise<NodesDemoReport
     await writeFile(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
     event(`starting ${o.nodes} nodes per mode, ${o.clients} clients each mode`);
     for (const mode of o.modes) {
-      if (notes.has(mode)) continue;
-      const r = new ModeRun({ mode, nodes: o.nodes, dir, secretFile });
-      runs.push(r);
-      await r.start(o.initialBackends);
+      if (!notes.has(mode)) runs.push(new ModeRun({ mode, nodes: o.nodes, dir, secretFile }));
     }
+    // Every mode's nodes start at once; a node that does not come up fails the run.
+    const started = await Promise.allSettled(runs.map((r) => r.start(o.initialBackends)));
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     event(`nodes up: ${runs.map((r) => `${MODE_TITLES[r.mode]} (${r.nodeKind})`).join(', ')}`);
     for (const r of runs) loops.push(...r.startClients(o.clients, o.rate, () => running));
     const start = Date.now();
