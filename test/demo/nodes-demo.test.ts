@@ -126,6 +126,9 @@ describe('demo narration and report', () => {
   });
 });
 
+// Addresses of this file: 127.0.101.0/24 (the forwarder tests).
+const HOST = '127.0.101.1';
+
 describe('RandomForwarder (kube-proxy in the demo)', () => {
   const closers: (() => Promise<void>)[] = [];
   afterEach(async () => {
@@ -143,7 +146,7 @@ describe('RandomForwarder (kube-proxy in the demo)', () => {
       s.write(name);
       s.pipe(s);
     });
-    await new Promise<void>((r) => b.server.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => b.server.listen(0, HOST, r));
     b.port = (b.server.address() as { port: number }).port;
     closers.push(() => new Promise((r) => b.server.close(() => r())));
     return b;
@@ -151,7 +154,7 @@ describe('RandomForwarder (kube-proxy in the demo)', () => {
 
   function dial(port: number): Promise<{ socket: Socket; first: string }> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: '127.0.0.1', port });
+      const socket = connect({ host: HOST, port });
       socket.once('error', reject);
       socket.once('data', (d) => resolve({ socket, first: String(d) }));
     });
@@ -161,8 +164,8 @@ describe('RandomForwarder (kube-proxy in the demo)', () => {
     const a = await backend('a');
     const b = await backend('b');
     const c = await backend('c');
-    const ready = [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`];
-    const f = new RandomForwarder('127.0.0.1', 0, () => ready);
+    const ready = [`${HOST}:${a.port}`, `${HOST}:${b.port}`];
+    const f = new RandomForwarder(HOST, 0, () => ready);
     await f.listen();
     closers.push(() => f.close());
     const port = f.address().port;
@@ -184,7 +187,7 @@ describe('RandomForwarder (kube-proxy in the demo)', () => {
 
   it('closes the client when its backend goes away', async () => {
     const a = await backend('a');
-    const f = new RandomForwarder('127.0.0.1', 0, () => [`127.0.0.1:${a.port}`]);
+    const f = new RandomForwarder(HOST, 0, () => [`${HOST}:${a.port}`]);
     await f.listen();
     closers.push(() => f.close());
     const { socket } = await dial(f.address().port);

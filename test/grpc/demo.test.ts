@@ -52,7 +52,7 @@ const sum = (o: Record<string, number>): number => Object.values(o).reduce((a, b
 const nonZero = (o: Record<string, number>): Record<string, number> =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v > 0));
 
-// The demo binds 127.0.100.0/24: the runs must not overlap (they run one after the other).
+// Addresses of this file: 127.0.100.0/24, the demo's (the runs go one after the other).
 describe('kube-lc-proxy demo', () => {
   it('clients on 6 nodes, three ways: 0 failed RPCs, and the backends counted what the clients saw', async () => {
     // 36 s: the scale-out comes at 5.8 s and the rolling update at 18 s, time enough for the
