@@ -285,7 +285,7 @@ export async function main(
           .option('rate', { type: 'string', default: '10', describe: 'RPCs per second per client' })
           .option('duration', {
             type: 'string',
-            default: '45s',
+            default: '40s',
             describe: 'Length of the whole run (phases scale with it)',
           })
           .option('backends', { type: 'string', default: '2', describe: 'Backends at the start' })
