@@ -1,5 +1,7 @@
 import type { Endpoint, EndpointState } from '../servicetable/types.js';
 
+const NO_FAILURES: ReadonlyMap<string, number> = new Map();
+
 /** An endpoint's state as the balancer sees it: the table's state, or `removed` once gone. */
 export type EndpointStatus = EndpointState | 'removed';
 
@@ -29,8 +31,7 @@ export class EndpointStats {
   remote = 0;
   /** Connections established since the endpoint was first seen. */
   total = 0;
-  /** Dials that failed, by reason. */
-  readonly connectFailures = new Map<string, number>();
+  #connectFailures: Map<string, number> | undefined;
   /** Open HTTP/2 streams over this endpoint's h2c connections. */
   openStreams = 0;
   /** Bytes of connections that have ended; live connections add theirs at read time. */
@@ -52,6 +53,17 @@ export class EndpointStats {
     this.key = endpoint.key;
     this.endpoint = endpoint;
     this.status = endpoint.state;
+  }
+
+  /** Dials that failed, by reason (none for most endpoints: the map is made at the first). */
+  get connectFailures(): ReadonlyMap<string, number> {
+    return this.#connectFailures ?? NO_FAILURES;
+  }
+
+  /** Counts a failed dial. Balancer-private. */
+  countConnectFailure(reason: string): void {
+    this.#connectFailures ??= new Map();
+    this.#connectFailures.set(reason, (this.#connectFailures.get(reason) ?? 0) + 1);
   }
 
   /**

@@ -22,6 +22,20 @@ export interface EndpointChange {
   readonly current: EndpointStatus;
 }
 
+const byScoreThenSeq = (a: EndpointStats, b: EndpointStats): number =>
+  a.score() - b.score() || a.seq - b.seq;
+
+/**
+ * Shared by every balancer as its empty ejected and ramping sets (a Service port that never
+ * ejects nor ramps an endpoint, most of them, holds no set of its own). Never added to: `own`
+ * replaces it first.
+ */
+const NONE: Set<EndpointStats> = new Set();
+
+function own(set: Set<EndpointStats>): Set<EndpointStats> {
+  return set === NONE ? new Set() : set;
+}
+
 /** Slow start's floor: a new endpoint starts at this fraction of its weight (as Envoy). */
 export const SLOW_START_MIN_WEIGHT = 0.1;
 
@@ -46,11 +60,10 @@ export class LeastConnBalancer {
   readonly #ejectMaxMs: number;
   readonly #all = new Map<string, EndpointStats>();
   /** Eligible endpoints by score, ties by `seq` (lower first): the next pick is on top. */
-  readonly #heap = new IndexedMinHeap<EndpointStats>(
-    (a, b) => a.score() - b.score() || a.seq - b.seq,
-  );
-  readonly #ejected = new Set<EndpointStats>();
-  readonly #ramping = new Set<EndpointStats>();
+  readonly #heap = new IndexedMinHeap<EndpointStats>(byScoreThenSeq);
+  /** Ejected and slow-starting endpoints; rare, so these shared empty sets until needed. */
+  #ejected: Set<EndpointStats> = NONE;
+  #ramping: Set<EndpointStats> = NONE;
   #highSeq = 0;
   #lowSeq = 0;
   #updates = 0;
@@ -102,6 +115,7 @@ export class LeastConnBalancer {
       // at start every endpoint is old.
       if (!first && ep.state === 'ready' && previous !== 'ready' && this.#slowStartMs > 0) {
         stats.rampStart = now;
+        this.#ramping = own(this.#ramping);
         this.#ramping.add(stats);
       } else if (ep.state !== 'ready') {
         this.#endRamp(stats);
@@ -255,7 +269,7 @@ export class LeastConnBalancer {
   }
 
   #fail(ep: EndpointStats, reason: string): void {
-    ep.connectFailures.set(reason, (ep.connectFailures.get(reason) ?? 0) + 1);
+    ep.countConnectFailure(reason);
     ep.consecutiveFailures++;
     const backoff = Math.min(
       this.#ejectMaxMs,
@@ -264,6 +278,7 @@ export class LeastConnBalancer {
     ep.ejectedUntil = this.#now() + backoff;
     if (this.#heap.has(ep)) {
       this.#heap.remove(ep);
+      this.#ejected = own(this.#ejected);
       this.#ejected.add(ep);
     }
   }
@@ -300,8 +315,10 @@ export class LeastConnBalancer {
       this.#heap.remove(ep);
       this.#ejected.delete(ep);
     } else if (!this.#heap.has(ep) && !this.#ejected.has(ep)) {
-      if (ep.ejectedUntil > this.#now()) this.#ejected.add(ep);
-      else this.#heap.push(ep);
+      if (ep.ejectedUntil > this.#now()) {
+        this.#ejected = own(this.#ejected);
+        this.#ejected.add(ep);
+      } else this.#heap.push(ep);
     }
   }
 

@@ -46,6 +46,7 @@ export interface RunArgs {
   readonly 'half-closed-timeout': string;
   readonly 'idle-timeout': string;
   readonly 'max-manifests-bytes': string;
+  readonly 'metrics-per-endpoint'?: boolean;
 }
 
 /** The cluster view as configured; the secret is read from its file when the daemon starts. */
@@ -156,6 +157,7 @@ export function parseRunConfig(args: RunArgs): RunConfig {
       setTcpMigrateReq: args['set-tcp-migrate-req'] ?? true,
       halfClosedTimeoutMs: parseDuration('--half-closed-timeout', args['half-closed-timeout']),
       idleTimeoutMs: parseDuration('--idle-timeout', args['idle-timeout']),
+      metricsPerEndpoint: args['metrics-per-endpoint'] === true,
     },
   };
 }

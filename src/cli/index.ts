@@ -180,6 +180,12 @@ function runOptions(y: Argv): Argv<RunArgs> {
         default: '4Mi',
         describe:
           'Largest manifests file read with --source file: (4Mi, 512Ki, 20000000); a bigger one, or one too costly to parse, is rejected',
+      })
+      .option('metrics-per-endpoint', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Export per-endpoint series for every Service port, idle ones included (many series on large clusters); by default series are per Service port, for the ports in use',
       }) as unknown as Argv<RunArgs>
   );
 }

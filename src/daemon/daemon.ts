@@ -51,6 +51,8 @@ export interface DaemonConfig extends DrainConfig {
    * false for library use; `run` sets it unless `--no-set-tcp-migrate-req`.
    */
   readonly setTcpMigrateReq?: boolean;
+  /** Per-endpoint metric series for every Service port (see metrics/registry.ts). Default off. */
+  readonly metricsPerEndpoint?: boolean;
   /** The cluster view (issue 9); undefined: off, node-local counts only. */
   readonly cluster?: DaemonClusterConfig | undefined;
   /** After one side's FIN, close the connection at most this long later; 0 = never. */
@@ -323,7 +325,10 @@ export class Daemon {
         cluster: this.cluster,
         clusterElector: this.elector,
       },
-      { defaultMetrics: deps.defaultMetrics ?? true },
+      {
+        defaultMetrics: deps.defaultMetrics ?? true,
+        perEndpoint: config.metricsPerEndpoint ?? false,
+      },
     );
   }
 

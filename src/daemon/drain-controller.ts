@@ -140,14 +140,20 @@ export class DrainController {
         );
       }
     }
-    this.#updateEndpoints(owner);
+    // A Service port without h2c connections gets its endpoints at its first tick with one.
+    if (this.#planner.tracks(owner.servicePort)) this.#updateEndpoints(owner);
   }
 
   /** One planning round (normally run by the timer). */
   tick(): void {
     const now = this.#now();
     if (this.#config.rebalanceThreshold > 0) {
-      for (const owner of this.#ports.servicePorts()) this.#updateEndpoints(owner, now);
+      // Only Service ports with h2c connections can be rebalanced: with 10,000 idle ports a
+      // walk over all of them ten times a second was most of the proxy's idle work (issue 13).
+      for (const name of this.#planner.ports()) {
+        const owner = this.#ports.get(name);
+        if (owner !== undefined) this.#updateEndpoints(owner, now);
+      }
     }
     this.#execute(this.#planner.tick(now, this.#wouldReturn));
   }

@@ -114,6 +114,19 @@ export class DrainPlanner {
     return this.#ports.get(servicePort)?.rebalancing ?? false;
   }
 
+  /**
+   * Service ports with tracked connections (and those that had some): the only ones a rebalance
+   * can act on, so the caller refreshes endpoints for these alone, never for every idle port.
+   */
+  ports(): IterableIterator<string> {
+    return this.#ports.keys();
+  }
+
+  /** Whether `servicePort` has state here (see `ports`). */
+  tracks(servicePort: string): boolean {
+    return this.#ports.has(servicePort);
+  }
+
   /** Starts tracking h2c connection `id`, opened at `openedAt` on `endpoint` of `servicePort`. */
   add(id: number, servicePort: string, endpoint: string, openedAt: number, now: number): void {
     if (this.#conns.has(id)) return;

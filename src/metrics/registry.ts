@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EndpointStats } from '../balancer/endpoint-stats.js';
 import type { ServicePortProxy } from '../proxy/service-port-proxy.js';
 import type { IptablesSyncStats } from '../daemon/iptables-sync.js';
 import type { K8sSourceStats } from '../source/k8s/stats.js';
@@ -11,6 +12,12 @@ import { skewOf } from './state.js';
  * same way). The data path counts in plain fields; values are read here at scrape time through
  * `MetricsView`. Only events that happen once per connection or per sync (durations) are
  * observed directly, never anything per chunk.
+ *
+ * Cardinality (issue 13): by default a Service port has series only once a client connected to
+ * it, and they are summed over its endpoints (no `endpoint` label), so a node's series grow with
+ * the Service ports in use, not with every Service of the cluster. Node-level summaries (Service
+ * ports by state, the skew distribution) are always there. `perEndpoint` brings back one series
+ * per endpoint for every Service port, idle ones included. /debug/state keeps the full detail.
  */
 
 /** What the metrics read at scrape time. Implemented by the daemon. */
@@ -37,6 +44,17 @@ export interface MetricsView {
 }
 
 type Labels = Record<string, string>;
+
+/** What `createMetrics` exports. */
+export interface MetricsOptions {
+  /** prom-client's process and Node.js metrics. Default true. */
+  readonly defaultMetrics?: boolean;
+  /** One series per endpoint, for every Service port (idle ones included). Default false. */
+  readonly perEndpoint?: boolean;
+}
+
+/** Upper bounds of `service_port_skew` (Service ports with skew at most `le`). */
+export const SKEW_BUCKETS = [1.1, 1.2, 1.5, 2, 3, 5] as const;
 
 export interface Metrics {
   readonly registry: Registry;
@@ -111,20 +129,30 @@ const gauge = (
   read: Read,
 ): void => scraped('gauge', registry, name, help, labelNames, read);
 
-function* perEndpoint(
-  view: MetricsView,
-  value: (ep: import('../balancer/endpoint-stats.js').EndpointStats) => number,
-): Iterable<[Labels, number]> {
-  for (const p of view.servicePorts()) {
-    for (const ep of p.balancer.endpoints())
-      yield [{ service_port: p.servicePort, endpoint: ep.key }, value(ep)];
-  }
-}
-
 /** Creates the registry with every metric wired to `view`. */
-export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolean } = {}): Metrics {
+export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  const all = opts.perEndpoint === true;
+
+  /** The Service ports that get series: every one with `perEndpoint`, else those in use. */
+  function* ports(): Iterable<ServicePortProxy> {
+    for (const p of view.servicePorts()) if (all || p.used) yield p;
+  }
+
+  /** A value per endpoint, or its sum per Service port (see the module comment). */
+  function* perEndpoint(value: (ep: EndpointStats) => number): Iterable<[Labels, number]> {
+    for (const p of ports()) {
+      if (all) {
+        for (const ep of p.balancer.endpoints())
+          yield [{ service_port: p.servicePort, endpoint: ep.key }, value(ep)];
+        continue;
+      }
+      let sum = 0;
+      for (const ep of p.balancer.endpoints()) sum += value(ep);
+      yield [{ service_port: p.servicePort }, sum];
+    }
+  }
 
   gauge(
     registry,
@@ -138,37 +166,52 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
   gauge(
     registry,
     'active_connections',
-    'Open connections that are not draining, per Service port and endpoint (dials in progress included).',
+    'Open connections that are not draining, per Service port (and endpoint with --metrics-per-endpoint); dials in progress included.',
     ['service_port', 'endpoint'],
-    () => perEndpoint(view, (ep) => ep.active),
+    () => perEndpoint((ep) => ep.active),
   );
   gauge(
     registry,
     'draining_connections',
-    'Connections being drained, per Service port and endpoint.',
+    'Connections being drained, per Service port (and endpoint with --metrics-per-endpoint).',
     ['service_port', 'endpoint'],
-    () => perEndpoint(view, (ep) => ep.draining),
+    () => perEndpoint((ep) => ep.draining),
   );
   counter(
     registry,
     'connections_total',
-    'Connections established, per Service port and endpoint.',
+    'Connections established, per Service port (and endpoint with --metrics-per-endpoint).',
     ['service_port', 'endpoint'],
-    () => perEndpoint(view, (ep) => ep.total),
+    () => perEndpoint((ep) => ep.total),
   );
   counter(
     registry,
     'connect_failures_total',
-    'Failed dials to an endpoint by reason, and clients turned away (endpoint "") when no endpoint could take them.',
+    'Failed dials to endpoints by reason, per Service port (and endpoint with --metrics-per-endpoint).',
     ['service_port', 'endpoint', 'reason'],
     function* () {
-      for (const p of view.servicePorts()) {
+      for (const p of ports()) {
         for (const ep of p.balancer.endpoints()) {
-          for (const [reason, n] of ep.connectFailures)
-            yield [{ service_port: p.servicePort, endpoint: ep.key, reason }, n];
+          for (const [reason, n] of ep.connectFailures) {
+            const labels: Labels = all
+              ? { service_port: p.servicePort, endpoint: ep.key, reason }
+              : { service_port: p.servicePort, reason };
+            yield [labels, n];
+          }
         }
+      }
+    },
+  );
+  counter(
+    registry,
+    'clients_turned_away_total',
+    'Client connections reset because no endpoint could take them, per Service port and reason.',
+    ['service_port', 'reason'],
+    function* () {
+      for (const p of ports()) {
+        if (!p.used) continue;
         for (const [reason, n] of p.counters.turnedAway)
-          yield [{ service_port: p.servicePort, endpoint: '', reason }, n];
+          yield [{ service_port: p.servicePort, reason }, n];
       }
     },
   );
@@ -178,7 +221,12 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
     'Bytes copied, per Service port and direction.',
     ['service_port', 'direction'],
     function* () {
-      for (const p of view.servicePorts()) {
+      for (const p of ports()) {
+        if (!p.used) {
+          yield [{ service_port: p.servicePort, direction: 'client_to_server' }, 0];
+          yield [{ service_port: p.servicePort, direction: 'server_to_client' }, 0];
+          continue;
+        }
         let c2s = p.counters.bytesClientToServer;
         let s2c = p.counters.bytesServerToClient;
         for (const c of p.connections) {
@@ -196,7 +244,7 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
     'Endpoints per Service port and state (ready, terminating, not-ready, removed with connections left).',
     ['service_port', 'state'],
     function* () {
-      for (const p of view.servicePorts()) {
+      for (const p of ports()) {
         const counts: Record<string, number> = {
           ready: 0,
           terminating: 0,
@@ -215,8 +263,52 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
     'Max over mean active connections across the eligible endpoints of a Service port; 1 is perfectly balanced.',
     ['service_port'],
     function* () {
-      for (const p of view.servicePorts())
+      for (const p of ports())
         yield [{ service_port: p.servicePort }, skewOf(p.balancer.endpoints())];
+    },
+  );
+  gauge(
+    registry,
+    'service_ports',
+    'Service ports on this node, by state: listening, unbound (its listener could not bind yet), retired (gone from the table, connections left); and in_use, those a client connected to (the ones with per-Service-port series by default).',
+    ['state'],
+    function* () {
+      let listening = 0;
+      let unbound = 0;
+      let retired = 0;
+      let inUse = 0;
+      for (const p of view.servicePorts()) {
+        if (p.used) inUse++;
+        if (p.listening) listening++;
+        // A retired port was bound once and has stopped listening; an unbound one never was.
+        else if (p.address !== undefined) retired++;
+        else unbound++;
+      }
+      yield [{ state: 'listening' }, listening];
+      yield [{ state: 'unbound' }, unbound];
+      yield [{ state: 'retired' }, retired];
+      yield [{ state: 'in_use' }, inUse];
+    },
+  );
+  gauge(
+    registry,
+    'service_port_skew',
+    'Service ports with active connections whose skew ratio is at most le: a distribution over the node that stays small however many Service ports there are.',
+    ['le'],
+    function* () {
+      const counts = new Array<number>(SKEW_BUCKETS.length + 1).fill(0);
+      for (const p of view.servicePorts()) {
+        if (!p.used) continue;
+        let active = 0;
+        for (const ep of p.balancer.endpoints()) active += ep.active;
+        if (active === 0) continue;
+        const skew = skewOf(p.balancer.endpoints());
+        let i = SKEW_BUCKETS.findIndex((b) => skew <= b);
+        if (i < 0) i = SKEW_BUCKETS.length;
+        for (let j = i; j < counts.length; j++) counts[j] = (counts[j] ?? 0) + 1;
+      }
+      for (const [i, b] of SKEW_BUCKETS.entries()) yield [{ le: String(b) }, counts[i] ?? 0];
+      yield [{ le: '+Inf' }, counts[SKEW_BUCKETS.length] ?? 0];
     },
   );
   counter(
@@ -270,16 +362,18 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
     label: string,
   ): (() => Iterable<[Labels, number]>) =>
     function* () {
-      for (const p of view.servicePorts()) {
+      for (const p of ports()) {
+        // An idle port's counters are all zero; reading them would make its (empty) maps.
+        if (!p.used) continue;
         for (const [k, n] of pick(p)) yield [{ service_port: p.servicePort, [label]: k }, n];
       }
     };
   gauge(
     registry,
     'open_streams',
-    'Open HTTP/2 streams over the h2c connections of each Service port and endpoint.',
+    'Open HTTP/2 streams over the h2c connections of each Service port (and endpoint with --metrics-per-endpoint).',
     ['service_port', 'endpoint'],
-    () => perEndpoint(view, (ep) => ep.openStreams),
+    () => perEndpoint((ep) => ep.openStreams),
   );
   counter(
     registry,
@@ -321,8 +415,8 @@ export function createMetrics(view: MetricsView, opts: { defaultMetrics?: boolea
     'GOAWAY frames sent by servers themselves on h2c connections (the proxy never injects after one).',
     ['service_port'],
     function* () {
-      for (const p of view.servicePorts())
-        yield [{ service_port: p.servicePort }, p.counters.serverGoaways];
+      for (const p of ports())
+        yield [{ service_port: p.servicePort }, p.used ? p.counters.serverGoaways : 0];
     },
   );
   counter(

@@ -78,7 +78,16 @@ export function bump<K>(map: Map<K, number>, key: K, n = 1): void {
   map.set(key, (map.get(key) ?? 0) + n);
 }
 
-/** One Service port: its listener, its balancer and its open connections. */
+/** The connections of a Service port that never had one (one shared empty set). */
+const NO_CONNECTIONS: ReadonlySet<Connection> = new Set();
+
+/**
+ * One Service port: its listener, its balancer and its open connections.
+ *
+ * Memory: a node may carry 10,000 Service ports that never see a connection (issue 13), so an
+ * idle one holds only its listener, its balancer and the table entry. Its counters and its
+ * connection set are made at its first connection.
+ */
 export class ServicePortProxy implements ConnectionHost {
   #servicePort: ServicePort;
   readonly balancer: LeastConnBalancer;
@@ -86,9 +95,8 @@ export class ServicePortProxy implements ConnectionHost {
   readonly maxConnectAttempts: number;
   readonly h2: H2Settings | undefined;
   readonly now: () => number;
-  /** Open connections (established, not yet closed). */
-  readonly connections = new Set<Connection>();
-  readonly counters = new ServicePortCounters();
+  #connections: Set<Connection> | undefined;
+  #counters: ServicePortCounters | undefined;
   /** Where the listener is bound, once it is. */
   address: AddressInfo | undefined;
   readonly #opts: ServicePortProxyOptions;
@@ -121,6 +129,24 @@ export class ServicePortProxy implements ConnectionHost {
 
   get spec(): ServicePort {
     return this.#servicePort;
+  }
+
+  /** Open connections (established, not yet closed). Changed only by this proxy. */
+  get connections(): ReadonlySet<Connection> {
+    return this.#connections ?? NO_CONNECTIONS;
+  }
+
+  /** Counters of this Service port; made on first use. */
+  get counters(): ServicePortCounters {
+    return (this.#counters ??= new ServicePortCounters());
+  }
+
+  /**
+   * Whether a client ever connected to this Service port (since it appeared). Ports that were
+   * never used have all-zero counters: the default metrics leave them out.
+   */
+  get used(): boolean {
+    return this.#counters !== undefined;
   }
 
   get listening(): boolean {
@@ -234,6 +260,7 @@ export class ServicePortProxy implements ConnectionHost {
     }
     try {
       this.faultHook?.(undefined, 'accept');
+      this.#counters ??= new ServicePortCounters();
       // A client already gone shows up as an error or close on the socket; Connection handles
       // both.
       new Connection(client, this, this.now());
@@ -253,7 +280,7 @@ export class ServicePortProxy implements ConnectionHost {
   // ---- ConnectionHost ----
 
   established(conn: Connection): void {
-    this.connections.add(conn);
+    (this.#connections ??= new Set()).add(conn);
     this.#opts.observer?.established(conn, this);
   }
 
@@ -289,7 +316,7 @@ export class ServicePortProxy implements ConnectionHost {
   }
 
   closed(conn: Connection): void {
-    this.connections.delete(conn);
+    this.#connections?.delete(conn);
     bump(this.counters.closes, conn.closeReason ?? 'normal');
     this.counters.bytesClientToServer += conn.bytesClientToServer;
     this.counters.bytesServerToClient += conn.bytesServerToClient;

@@ -261,12 +261,16 @@ function optionalString(v: unknown, field: string, c: Collector<unknown>): strin
   return v;
 }
 
-function hintNames(v: unknown, field: string, c: Collector<unknown>): string[] {
-  if (v === undefined || v === null) return [];
+/** One frozen empty list shared by every endpoint without hints (most of them). */
+const NO_HINTS: readonly string[] = Object.freeze([]);
+
+function hintNames(v: unknown, field: string, c: Collector<unknown>): readonly string[] {
+  if (v === undefined || v === null) return NO_HINTS;
   if (!Array.isArray(v)) {
     c.problem(field, `must be a list, got ${show(v)}`);
-    return [];
+    return NO_HINTS;
   }
+  if (v.length === 0) return NO_HINTS;
   const names: string[] = [];
   v.forEach((h: unknown, i) => {
     if (isObj(h) && typeof h.name === 'string') names.push(h.name);

@@ -133,7 +133,7 @@ describe('examples/echo.yaml through the real CLI', () => {
       .map((d) => parse(d) as Record<string, unknown>);
     file = await manifestsFile(objects);
     proxy = await startProxyProcess(
-      ['--source', `file:${file.path}`, '--intercept', 'none'],
+      ['--source', `file:${file.path}`, '--intercept', 'none', '--metrics-per-endpoint'],
       15_000,
       '127.0.0.1:9901',
     );

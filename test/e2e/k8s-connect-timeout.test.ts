@@ -30,7 +30,7 @@ describe.runIf(canUseNetns())('connect timeout (k8s source)', () => {
       targetPort: 8080,
       endpoints: [silent!, ...others].map((b) => b.pod.ip),
     };
-    const { proxy } = await c.serve(svc, ['--connect-timeout', '300ms']);
+    const { proxy } = await c.serve(svc, ['--connect-timeout', '300ms', '--metrics-per-endpoint']);
 
     const pod = await c.node.addPod('to-c1');
     const client = await startTcpClient(h, pod.ns, svc.clusterIP, svc.port, {

@@ -62,9 +62,11 @@ describe('least-connection balancing from a manifests file', () => {
     expect(backends[0]?.sockets.size).toBe(10);
   });
 
-  it('shows matching per-endpoint counts in /metrics and /debug/state', async () => {
+  it('shows matching per-endpoint counts in /metrics (--metrics-per-endpoint) and /debug/state', async () => {
     backends = await Promise.all(ips(2).map((ip) => startTcpBackend(ip, 9000)));
-    d = await startTestDaemon([svc, endpointSlice('echo-1', ips(2))]);
+    d = await startTestDaemon([svc, endpointSlice('echo-1', ips(2))], {
+      metricsPerEndpoint: true,
+    });
     await open(6);
     const metrics = await (await fetch(`${d.metricsUrl}/metrics`)).text();
     for (const ip of ips(2)) {
@@ -83,7 +85,9 @@ describe('least-connection balancing from a manifests file', () => {
 
   it('retries the next endpoint when one refuses: no client sees a failure', async () => {
     backends = await Promise.all(ips(3).map((ip) => startTcpBackend(ip, 9000)));
-    d = await startTestDaemon([svc, endpointSlice('echo-1', ips(3))]);
+    d = await startTestDaemon([svc, endpointSlice('echo-1', ips(3))], {
+      metricsPerEndpoint: true,
+    });
     await (backends[1] as TcpBackend).close();
     const got = tally(await open(20));
     expect(got['127.0.1.12:9000']).toBeUndefined();
@@ -99,6 +103,14 @@ describe('least-connection balancing from a manifests file', () => {
     await expect(connectGreeted(VIP, 8080, 2000)).rejects.toThrow();
     const port = d.daemon.proxier.get('default/echo:grpc');
     await waitFor('turned-away count', () => (port?.counters.turnedAway.get('refused') ?? 0) === 1);
+    const metrics = await (await fetch(`${d.metricsUrl}/metrics`)).text();
+    expect(metrics).toContain(
+      'kube_lc_proxy_clients_turned_away_total{service_port="default/echo:grpc",reason="refused"} 1',
+    );
+    // Both endpoints refused: summed per Service port by default.
+    expect(metrics).toContain(
+      'kube_lc_proxy_connect_failures_total{service_port="default/echo:grpc",reason="refused"} 2',
+    );
   });
 
   it('keeps serving the last good table after a bad edit, and counts it', async () => {
