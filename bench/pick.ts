@@ -185,9 +185,26 @@ function tableUpdate(): string[] {
   return rows;
 }
 
-console.log('### Pick cost\n');
-console.log(pickCost().join('\n'));
-console.log('\n### One EndpointSlice update on a Service port with 10,000 endpoints\n');
-console.log(bigSliceUpdate().join('\n'));
-console.log('\n### One endpoint change in a table of many Service ports\n');
-console.log(tableUpdate().join('\n'));
+/** The three micro-benchmarks, as Markdown (headings at `level`), and the pick cost at 10,000. */
+export function microBenchmarks(level = '###'): { markdown: string[]; pickNsAt10k: number } {
+  const picks = pickCost();
+  const at10k = Number(/^\| 10,000 \| (\d+)/m.exec(picks.join('\n'))?.[1]);
+  return {
+    markdown: [
+      `${level} Pick cost`,
+      '',
+      ...picks,
+      '',
+      `${level} One EndpointSlice update on a Service port with 10,000 endpoints`,
+      '',
+      ...bigSliceUpdate(),
+      '',
+      `${level} One endpoint change in a table of many Service ports`,
+      '',
+      ...tableUpdate(),
+    ],
+    pickNsAt10k: at10k,
+  };
+}
+
+if (import.meta.main) console.log(microBenchmarks().markdown.join('\n'));

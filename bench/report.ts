@@ -300,6 +300,9 @@ for (const [title, path, lang] of [
 ] as const) {
   out(`### ${title}: \`${path}\``, '', `\`\`\`${lang}`, scrub(readText(path)).trimEnd(), '```', '');
 }
+// The scale section is written by bench/scale.ts (a separate run): keep it as it is.
+const scale = /<!-- scale:begin -->[\s\S]*<!-- scale:end -->/.exec(readText(DOC))?.[0];
+if (scale !== undefined) out('', scale);
 writeFileSync(DOC, `${lines.join('\n').trimEnd()}\n`);
 
 // ---- console summary ----

@@ -134,7 +134,7 @@ describe('docs/metrics.md', () => {
     for (const alert of [
       'kube_lc_proxy_connection_skew_ratio > 1.5',
       'kube_lc_proxy_drains_ended_total{outcome="forced"}',
-      'kube_lc_proxy_connect_failures_total{endpoint=""}',
+      'kube_lc_proxy_clients_turned_away_total',
       'kube_lc_proxy_iptables_sync_failures_total',
       'time() - kube_lc_proxy_k8s_last_sync_timestamp_seconds',
       'kube_lc_proxy_ready == 0',
