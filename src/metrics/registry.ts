@@ -144,12 +144,12 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
   function* perEndpoint(value: (ep: EndpointStats) => number): Iterable<[Labels, number]> {
     for (const p of ports()) {
       if (all) {
-        for (const ep of p.balancer.endpoints())
+        for (const ep of p.endpointStats())
           yield [{ service_port: p.servicePort, endpoint: ep.key }, value(ep)];
         continue;
       }
       let sum = 0;
-      for (const ep of p.balancer.endpoints()) sum += value(ep);
+      for (const ep of p.endpointStats()) sum += value(ep);
       yield [{ service_port: p.servicePort }, sum];
     }
   }
@@ -191,7 +191,7 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
     ['service_port', 'endpoint', 'reason'],
     function* () {
       for (const p of ports()) {
-        for (const ep of p.balancer.endpoints()) {
+        for (const ep of p.endpointStats()) {
           for (const [reason, n] of ep.connectFailures) {
             const labels: Labels = all
               ? { service_port: p.servicePort, endpoint: ep.key, reason }
@@ -251,7 +251,7 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
           'not-ready': 0,
           removed: 0,
         };
-        for (const ep of p.balancer.endpoints()) counts[ep.status] = (counts[ep.status] ?? 0) + 1;
+        for (const ep of p.endpointStats()) counts[ep.status] = (counts[ep.status] ?? 0) + 1;
         for (const [state, n] of Object.entries(counts))
           yield [{ service_port: p.servicePort, state }, n];
       }
@@ -263,8 +263,7 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
     'Max over mean active connections across the eligible endpoints of a Service port; 1 is perfectly balanced.',
     ['service_port'],
     function* () {
-      for (const p of ports())
-        yield [{ service_port: p.servicePort }, skewOf(p.balancer.endpoints())];
+      for (const p of ports()) yield [{ service_port: p.servicePort }, skewOf(p.endpointStats())];
     },
   );
   gauge(
@@ -300,9 +299,9 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
       for (const p of view.servicePorts()) {
         if (!p.used) continue;
         let active = 0;
-        for (const ep of p.balancer.endpoints()) active += ep.active;
+        for (const ep of p.endpointStats()) active += ep.active;
         if (active === 0) continue;
-        const skew = skewOf(p.balancer.endpoints());
+        const skew = skewOf(p.endpointStats());
         let i = SKEW_BUCKETS.findIndex((b) => skew <= b);
         if (i < 0) i = SKEW_BUCKETS.length;
         for (let j = i; j < counts.length; j++) counts[j] = (counts[j] ?? 0) + 1;

@@ -82,10 +82,11 @@ export function debugState(
 ): DebugState {
   const servicePorts: ServicePortState[] = [];
   for (const p of ports) {
-    p.balancer.refreshWeights();
+    p.refreshWeights();
     const live = liveBytes(p);
+    const stats = [...p.endpointStats()];
     const endpoints: EndpointState[] = [];
-    for (const ep of p.balancer.endpoints()) {
+    for (const ep of stats) {
       const b = live.get(ep) ?? [0, 0];
       endpoints.push({
         endpoint: ep.key,
@@ -107,7 +108,7 @@ export function debugState(
       port: p.spec.port,
       listen:
         p.address === undefined || !p.listening ? null : `${p.address.address}:${p.address.port}`,
-      skew: Math.round(skewOf(p.balancer.endpoints()) * 1000) / 1000,
+      skew: Math.round(skewOf(stats) * 1000) / 1000,
       rebalancing: rebalancing(p.servicePort),
       endpoints,
     });

@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { LeastConnBalancer, type EndpointChange } from '../balancer/least-conn.js';
-import type { ServicePort } from '../servicetable/types.js';
+import { EndpointStats } from '../balancer/endpoint-stats.js';
+import type { Endpoint, ServicePort } from '../servicetable/types.js';
 import {
   Connection,
   type ConnectionHost,
@@ -78,6 +79,34 @@ export function bump<K>(map: Map<K, number>, key: K, n = 1): void {
   map.set(key, (map.get(key) ?? 0) + n);
 }
 
+/** A row of zeros for an endpoint of a Service port that has no balancer yet. */
+function idleStats(ep: Endpoint): EndpointStats {
+  const stats = new EndpointStats(ep);
+  stats.eligible = ep.eligible;
+  return stats;
+}
+
+/**
+ * What the balancer's `update` would report for a Service port without connections: endpoints
+ * whose state changed, new ones (previous undefined) and removed ones.
+ */
+function tableChanges(before: readonly Endpoint[], after: readonly Endpoint[]): EndpointChange[] {
+  const old = new Map(before.map((ep) => [ep.key, ep]));
+  const changes: EndpointChange[] = [];
+  for (const ep of after) {
+    const previous = old.get(ep.key)?.state;
+    old.delete(ep.key);
+    if (previous !== ep.state) changes.push({ stats: idleStats(ep), previous, current: ep.state });
+  }
+  for (const ep of old.values()) {
+    const stats = idleStats(ep);
+    stats.status = 'removed';
+    stats.eligible = false;
+    changes.push({ stats, previous: ep.state, current: 'removed' });
+  }
+  return changes;
+}
+
 /** The connections of a Service port that never had one (one shared empty set). */
 const NO_CONNECTIONS: ReadonlySet<Connection> = new Set();
 
@@ -85,12 +114,14 @@ const NO_CONNECTIONS: ReadonlySet<Connection> = new Set();
  * One Service port: its listener, its balancer and its open connections.
  *
  * Memory: a node may carry 10,000 Service ports that never see a connection (issue 13), so an
- * idle one holds only its listener, its balancer and the table entry. Its counters and its
- * connection set are made at its first connection.
+ * idle one holds only its listener and the table entry. Its balancer is made when something
+ * needs it (the first connection; at once with slow start, which needs each endpoint's history),
+ * its counters and its connection set at its first connection. Until then `endpointStats` gives
+ * zero rows made from the table, and `update` reports changes from the table alone.
  */
 export class ServicePortProxy implements ConnectionHost {
   #servicePort: ServicePort;
-  readonly balancer: LeastConnBalancer;
+  #balancer: LeastConnBalancer | undefined;
   readonly connectTimeoutMs: number;
   readonly maxConnectAttempts: number;
   readonly h2: H2Settings | undefined;
@@ -115,12 +146,36 @@ export class ServicePortProxy implements ConnectionHost {
     this.h2 = opts.h2;
     this.now = opts.now;
     this.faultHook = opts.faultHook;
-    this.balancer = new LeastConnBalancer({
-      now: opts.now,
-      random: opts.random,
-      slowStartWindowMs: opts.slowStartWindowMs,
+    if (opts.slowStartWindowMs > 0) this.#makeBalancer();
+  }
+
+  /** The balancer of this Service port, made (with the current endpoints) on first use. */
+  get balancer(): LeastConnBalancer {
+    return this.#balancer ?? this.#makeBalancer();
+  }
+
+  #makeBalancer(): LeastConnBalancer {
+    const b = new LeastConnBalancer({
+      now: this.#opts.now,
+      random: this.#opts.random,
+      slowStartWindowMs: this.#opts.slowStartWindowMs,
     });
-    this.balancer.update(servicePort.endpoints);
+    b.update(this.#servicePort.endpoints);
+    this.#balancer = b;
+    return b;
+  }
+
+  /**
+   * Every endpoint with its counts, for display: the balancer's, or rows of zeros made from the
+   * table while no balancer exists (reading them does not make one).
+   */
+  endpointStats(): Iterable<EndpointStats> {
+    return this.#balancer?.endpoints() ?? this.#servicePort.endpoints.map(idleStats);
+  }
+
+  /** Brings slow-start weights up to date, if there is a balancer (see LeastConnBalancer). */
+  refreshWeights(): void {
+    this.#balancer?.refreshWeights();
   }
 
   get servicePort(): string {
@@ -155,8 +210,10 @@ export class ServicePortProxy implements ConnectionHost {
 
   /** Applies a newer version of this Service port. Returns the endpoints whose status changed. */
   update(servicePort: ServicePort): EndpointChange[] {
+    const before = this.#servicePort;
     this.#servicePort = servicePort;
-    return this.balancer.update(servicePort.endpoints);
+    if (this.#balancer !== undefined) return this.#balancer.update(servicePort.endpoints);
+    return tableChanges(before.endpoints, servicePort.endpoints);
   }
 
   /**
