@@ -5,7 +5,7 @@ import { hash } from 'node:crypto';
 import { ManifestError, describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeBounded, limitsFor, type ParseLimits } from './bounded-parse.js';
-import { manifestsFromDocuments, type ManifestObject, type ParsedManifests } from './manifests.js';
+import { manifestsFromDocuments, type ParsedManifests } from './manifests.js';
 import type { Source, SourceSink } from './types.js';
 
 export interface FileSourceOptions {
