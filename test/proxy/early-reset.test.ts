@@ -63,7 +63,10 @@ describe('outlier ejection on early resets', () => {
     const good = await startTcpBackend(GOOD, 9000, { name: 'good' });
     cleanups.push(() => good.close());
     // A long base ejection: once ejected, the bad endpoint stays out for this whole test.
-    const d = await startTestDaemon([svc, endpointSlice('echo-1', [BAD, GOOD])]);
+    // Per-endpoint series, to see which endpoint the failures are counted on.
+    const d = await startTestDaemon([svc, endpointSlice('echo-1', [BAD, GOOD])], {
+      metricsPerEndpoint: true,
+    });
     cleanups.push(() => d.stop());
     const p = d.daemon.proxier.get(KEY);
     if (p === undefined) throw new Error('no service port');
