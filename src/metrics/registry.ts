@@ -548,7 +548,7 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
       yield [{ result: 'error' }, n.errors];
     },
   );
-  clusterMetrics(registry, view);
+  clusterMetrics(registry, view, all);
   // ---- connection limits and timeouts (closes by reason, accept errors) ----
   counter(
     registry,
@@ -571,7 +571,7 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
  * The cluster view (issue 9): node-level series and one per Service port or per configured
  * peer (bounded by the peer list). Nothing is exported when the view is off.
  */
-function clusterMetrics(registry: Registry, view: MetricsView): void {
+function clusterMetrics(registry: Registry, view: MetricsView, all: boolean): void {
   const c = (): ClusterSync | undefined => view.cluster;
   gauge(
     registry,
@@ -656,7 +656,10 @@ function clusterMetrics(registry: Registry, view: MetricsView): void {
     'Max over mean active connections per endpoint of a Service port over the whole cluster (weighted), from the last sync; 1 is balanced. Absent while the view is stale.',
     ['service_port'],
     function* () {
-      for (const [sp, st] of c()?.portStates() ?? []) yield [{ service_port: sp }, st.skew];
+      // Like the other per-Service-port series: only Service ports with connections somewhere
+      // in the cluster, unless --metrics-per-endpoint (issue 13).
+      for (const [sp, st] of c()?.portStates() ?? [])
+        if (all || clusterTotal(st.counts) > 0) yield [{ service_port: sp }, st.skew];
     },
   );
   gauge(
@@ -685,10 +688,16 @@ function clusterMetrics(registry: Registry, view: MetricsView): void {
     ['service_port'],
     function* () {
       for (const [sp, st] of c()?.portStates() ?? []) {
-        let n = 0;
-        for (const v of st.counts.values()) n += v;
-        yield [{ service_port: sp }, n];
+        const n = clusterTotal(st.counts);
+        if (all || n > 0) yield [{ service_port: sp }, n];
       }
     },
   );
+}
+
+/** Sum of a Service port's cluster-wide counts per endpoint. */
+function clusterTotal(counts: ReadonlyMap<string, number>): number {
+  let n = 0;
+  for (const v of counts.values()) n += v;
+  return n;
 }
