@@ -1,10 +1,15 @@
 import { defineConfig } from 'vitest/config';
 
 // Unit and integration tests: pure modules and real sockets on 127.0.0.0/8. No root needed.
-// The multi-node cluster-view tests and the demo start 12 to 24 proxy processes: they run last
-// and one file at a time (their own project, a later group), so that their CPU load does not slow
-// the timing-sensitive gRPC tests that otherwise share the machine with them.
-const HEAVY = ['test/cluster/multi-node.test.ts', 'test/grpc/demo.test.ts'];
+// The multi-node cluster-view tests and the demo start 12 to 24 proxy processes, and the churn
+// test runs 2,000 clients: they run last and one file at a time (their own project, a later
+// group), so that their CPU load does not slow the timing-sensitive gRPC tests that otherwise share
+// the machine with them, nor theirs.
+const HEAVY = [
+  'test/cluster/multi-node.test.ts',
+  'test/grpc/demo.test.ts',
+  'test/proxy/churn.test.ts',
+];
 const common = { testTimeout: 30_000, hookTimeout: 30_000 };
 
 export default defineConfig({
@@ -26,7 +31,7 @@ export default defineConfig({
       {
         test: {
           ...common,
-          name: 'multi-node',
+          name: 'heavy',
           globalSetup: ['vitest.global-setup.ts'],
           include: HEAVY,
           maxWorkers: 1,
