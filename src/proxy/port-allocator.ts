@@ -48,6 +48,11 @@ export function preferredPort(key: string, range: PortRange): number {
   return range.first + (fnv1a(key) % rangeSize(range));
 }
 
+/** What `allocatePort` asks of a set of ports: a Set, or a Map keyed by port. */
+export interface PortSet {
+  has(port: number): boolean;
+}
+
 /**
  * The first port of `range`, from `preferredPort(key)` on and wrapping around, that is in
  * neither `taken` (ports other Service ports hold) nor `avoid` (ports that failed to bind).
@@ -56,8 +61,8 @@ export function preferredPort(key: string, range: PortRange): number {
 export function allocatePort(
   key: string,
   range: PortRange,
-  taken: ReadonlySet<number>,
-  avoid: ReadonlySet<number> = new Set(),
+  taken: PortSet,
+  avoid: PortSet = new Set(),
 ): number | undefined {
   const size = rangeSize(range);
   const start = preferredPort(key, range) - range.first;

@@ -88,6 +88,15 @@ export class Proxier {
   readonly #adopted = new Map<string, AdoptedPort>();
   /** Ports that failed with EADDRINUSE: not chosen again for a new Service port. */
   readonly #busyPorts = new Set<number>();
+  /**
+   * The port ledger of intercept `iptables`: which Service port owns which proxy port, claimed
+   * when the port is chosen, before the bind. Binds run concurrently, and with SO_REUSEPORT two
+   * of our own listeners on one port both succeed, so a port must never be chosen twice: two
+   * REDIRECT rules to one port would mix two Services' clients. Released when the Service port
+   * is retired (or its adopted rule is gone), or when its bind found the port busy.
+   */
+  readonly #portOwner = new Map<number, string>();
+  readonly #portOf = new Map<string, number>();
   /** Service port keys (and error codes) whose bind failure was logged, until they bind. */
   readonly #loggedFailures = new Set<string>();
   #retryRound = 0;
@@ -167,7 +176,10 @@ export class Proxier {
     prebound: readonly PreboundListener[] = [],
   ): Promise<number> {
     const run = this.#queue.then(async () => {
-      for (const a of ports) this.#adopted.set(a.servicePort, a);
+      for (const a of ports) {
+        this.#adopted.set(a.servicePort, a);
+        this.#claimPort(a.servicePort, a.proxyPort);
+      }
       const early = new Map(prebound.map((l) => [l.rule.servicePort, l]));
       // Ports a running process listens on (a handover) are left to it: they are bound at the
       // first `apply`, with their endpoints known, instead of holding clients meanwhile.
@@ -311,7 +323,11 @@ export class Proxier {
       listenersChanged = true;
     }
     // An adopted port whose Service port is gone is free for others again.
-    for (const key of this.#adopted.keys()) if (!table.ports.has(key)) this.#adopted.delete(key);
+    for (const [key, a] of this.#adopted) {
+      if (table.ports.has(key)) continue;
+      this.#adopted.delete(key);
+      this.#releasePort(key, a.proxyPort);
+    }
     const bound = await Promise.all(toBind.map((p) => this.#bind(p)));
     if (bound.some(Boolean)) listenersChanged = true;
     // Adopted listeners now know their endpoints (or were retired): their clients go on.
@@ -323,6 +339,10 @@ export class Proxier {
   async #retire(proxy: ServicePortProxy): Promise<void> {
     this.#ports.delete(proxy.servicePort);
     await proxy.stopListening();
+    const port = this.#portOf.get(proxy.servicePort);
+    // An adopted port stays reserved for its Service port until its rule is gone (apply).
+    if (port !== undefined && this.#adopted.get(proxy.servicePort)?.proxyPort !== port)
+      this.#releasePort(proxy.servicePort, port);
     const changes = proxy.update({ ...proxy.spec, endpoints: [] });
     this.#reportChanges(proxy, changes);
     if (proxy.connections.size > 0) this.#retired.add(proxy);
@@ -354,16 +374,30 @@ export class Proxier {
     const adopted = this.#adopted.get(sp.key);
     if (adopted !== undefined && adopted.clusterIP === sp.clusterIP && adopted.port === sp.port)
       return adopted.proxyPort;
-    const taken = new Set<number>();
-    for (const p of this.#ports.values()) if (p.address !== undefined) taken.add(p.address.port);
-    // Ports of adopted rules stay reserved for their Service ports until those are gone.
-    for (const [key, a] of this.#adopted) if (key !== sp.key) taken.add(a.proxyPort);
-    return allocatePort(
+    const held = this.#portOf.get(sp.key);
+    if (held !== undefined && held !== adopted?.proxyPort) {
+      if (!this.#busyPorts.has(held)) return held;
+      this.#releasePort(sp.key, held);
+    }
+    // Ports of adopted rules stay in the ledger for their Service ports until those are gone.
+    const port = allocatePort(
       sp.key,
       this.#opts.portRange ?? DEFAULT_PROXY_PORT_RANGE,
-      taken,
+      this.#portOwner,
       this.#busyPorts,
     );
+    if (port !== undefined) this.#claimPort(sp.key, port);
+    return port;
+  }
+
+  #claimPort(key: string, port: number): void {
+    this.#portOwner.set(port, key);
+    this.#portOf.set(key, port);
+  }
+
+  #releasePort(key: string, port: number): void {
+    if (this.#portOwner.get(port) === key) this.#portOwner.delete(port);
+    if (this.#portOf.get(key) === port) this.#portOf.delete(key);
   }
 
   async #bind(proxy: ServicePortProxy): Promise<boolean> {

@@ -195,6 +195,28 @@ describe('adopted listener ports (issue 8)', () => {
     expect(p.bindings()[0]!.proxyPort).toBe(first!.proxyPort);
   });
 
+  it('Service ports bound in one apply never share a port (regression: concurrent binds with SO_REUSEPORT picked the same port)', async () => {
+    const lines: Record<string, unknown>[] = [];
+    // 40 Service ports in a range of 50: hashes collide often, so the ledger must separate them.
+    const range = { first: 61600, last: 61649 };
+    const p = proxier(lines, { portRange: range });
+    cleanups.push(() => p.stopListening());
+    const ports = Array.from({ length: 40 }, (_, i) =>
+      servicePort(`default/svc-${i}:tcp`, `10.96.1.${i + 1}`, 80, []),
+    );
+    await p.apply(table(1, ports));
+    const bound = p.bindings().map((b) => b.proxyPort);
+    expect(bound).toHaveLength(40);
+    expect(new Set(bound).size).toBe(40);
+    // A port freed by a removed Service port can be taken again; still no two owners.
+    await p.apply(
+      table(2, [...ports.slice(10), servicePort('default/new:tcp', '10.96.2.1', 80, [])]),
+    );
+    const again = p.bindings().map((b) => b.proxyPort);
+    expect(again).toHaveLength(31);
+    expect(new Set(again).size).toBe(31);
+  });
+
   it('a bind that fails is retried quickly, logged once and counted, and binds once the port frees', async () => {
     const b = await backend();
     // Someone else holds the ClusterIP:port without SO_REUSEPORT (an older proxy, say).
