@@ -16,6 +16,7 @@ COPY package.json package-lock.json ./
 # so this layer stays cached until the lockfile changes.
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.mjs ./scripts/
 COPY src ./src
 RUN npm run build
 

@@ -22,7 +22,9 @@ try {
   ({ main } = await import('../dist/cli/index.js'));
 } catch (err) {
   if (err?.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist')) {
-    process.stderr.write('kube-lc-proxy is not built: run `npm ci` (or `npm run build`) first.\n');
+    process.stderr.write(
+      `kube-lc-proxy is not built: run \`npm ci\` (or \`npm run build\`) first (${err.message}).\n`,
+    );
     process.exit(1);
   }
   throw err;
