@@ -3,24 +3,10 @@ import { describe, expect, it, vi } from 'vitest';
 import { EndpointStats } from '../../src/balancer/endpoint-stats.js';
 import { LeastConnBalancer } from '../../src/balancer/least-conn.js';
 import type { Endpoint, EndpointState } from '../../src/servicetable/types.js';
+import { tableEndpoint } from '../support/table-endpoint.js';
 
 function ep(i: number, state: EndpointState = 'ready', eligible = state === 'ready'): Endpoint {
-  const address = `10.0.${i >> 8}.${i & 255}`;
-  return {
-    key: `${address}:9000`,
-    address,
-    port: 9000,
-    ready: state === 'ready',
-    serving: state !== 'not-ready',
-    terminating: state === 'terminating',
-    state,
-    nodeName: undefined,
-    zone: undefined,
-    forZones: [],
-    forNodes: [],
-    targetRef: undefined,
-    eligible,
-  };
+  return tableEndpoint(`10.0.${i >> 8}.${i & 255}`, 9000, state, eligible);
 }
 const eps = (n: number, from = 1): Endpoint[] => Array.from({ length: n }, (_, i) => ep(from + i));
 

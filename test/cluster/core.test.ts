@@ -7,6 +7,7 @@ import { planClusterRebalance } from '../../src/drain/cluster-rebalance.js';
 import { DrainPlanner, DrainReason } from '../../src/drain/planner.js';
 import { LeastConnBalancer } from '../../src/balancer/least-conn.js';
 import type { Endpoint } from '../../src/servicetable/types.js';
+import { tableEndpoint } from '../support/table-endpoint.js';
 
 const SECRET = Buffer.from('0123456789abcdef0123');
 
@@ -335,21 +336,7 @@ describe('planClusterRebalance', () => {
 
 function endpoint(key: string, eligible = true): Endpoint {
   const [address, port] = key.split(':') as [string, string];
-  return {
-    key,
-    address,
-    port: Number(port),
-    ready: true,
-    serving: true,
-    terminating: false,
-    state: 'ready',
-    nodeName: undefined,
-    zone: undefined,
-    forZones: [],
-    forNodes: [],
-    targetRef: undefined,
-    eligible,
-  };
+  return tableEndpoint(address, Number(port), 'ready', eligible);
 }
 
 describe('balancer: cluster estimates', () => {

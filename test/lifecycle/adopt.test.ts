@@ -7,6 +7,7 @@ import { Proxier, type ProxierOptions } from '../../src/proxy/proxier.js';
 import type { Endpoint, ServicePort, ServiceTable } from '../../src/servicetable/types.js';
 import { startTcpBackend, type TcpBackend } from '../support/backends.js';
 import { freePort } from '../support/lifecycle.js';
+import { tableEndpoint } from '../support/table-endpoint.js';
 
 // Addresses of this file only.
 const VIP = '127.0.90.1';
@@ -14,21 +15,7 @@ const BACKEND = '127.0.90.11';
 const KEY = 'default/plain:tcp';
 
 function endpoint(address: string, port: number): Endpoint {
-  return {
-    key: `${address}:${port}`,
-    address,
-    port,
-    ready: true,
-    serving: true,
-    terminating: false,
-    state: 'ready',
-    nodeName: undefined,
-    zone: undefined,
-    forZones: [],
-    forNodes: [],
-    targetRef: undefined,
-    eligible: true,
-  };
+  return tableEndpoint(address, port);
 }
 
 function table(version: number, ports: ServicePort[]): ServiceTable {

@@ -2,27 +2,14 @@ import { describe, expect, it } from 'vitest';
 import type { EndpointChange } from '../../src/balancer/least-conn.js';
 import { ServicePortProxy } from '../../src/proxy/service-port-proxy.js';
 import type { Endpoint, EndpointState, ServicePort } from '../../src/servicetable/types.js';
+import { tableEndpoint } from '../support/table-endpoint.js';
 
 // An idle Service port has no balancer until a connection needs one (issue 13). What it reports
 // meanwhile (changes for logs and drains, rows for /debug/state and metrics) must be what a
 // balancer would have reported.
 
 function endpoint(ip: string, state: EndpointState): Endpoint {
-  return {
-    key: `${ip}:9000`,
-    address: ip,
-    port: 9000,
-    ready: state === 'ready',
-    serving: state !== 'not-ready',
-    terminating: state === 'terminating',
-    state,
-    nodeName: undefined,
-    zone: undefined,
-    forZones: [],
-    forNodes: [],
-    targetRef: undefined,
-    eligible: state === 'ready',
-  };
+  return tableEndpoint(ip, 9000, state);
 }
 
 function port(endpoints: Endpoint[]): ServicePort {

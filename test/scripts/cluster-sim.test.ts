@@ -10,6 +10,7 @@ import {
   type Policy,
   type Scenario,
 } from '../../scripts/cluster-sim/model.ts';
+import { tableEndpoint } from '../support/table-endpoint.js';
 
 const RANDOM: Policy = { kind: 'random' };
 const NODE_LOCAL: Policy = { kind: 'node-local' };
@@ -32,22 +33,7 @@ function skews(policy: Policy, scenario: Scenario, draws: number, i = -1): numbe
 }
 
 function endpoint(i: number): Endpoint {
-  const address = `10.0.0.${i}`;
-  return {
-    key: `${address}:9000`,
-    address,
-    port: 9000,
-    ready: true,
-    serving: true,
-    terminating: false,
-    state: 'ready',
-    nodeName: undefined,
-    zone: undefined,
-    forZones: [],
-    forNodes: [],
-    targetRef: undefined,
-    eligible: true,
-  } as Endpoint;
+  return tableEndpoint(`10.0.0.${i}`);
 }
 
 describe('cluster simulation model', () => {
