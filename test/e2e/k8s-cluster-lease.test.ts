@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { canUseNetns, setupHarness } from './harness/index.js';
-import { startGrpcBackends, startGrpcClient, type GrpcClient } from './support/backends.js';
+import { startGrpcBackends } from './support/backends.js';
+import { spreadClientsThenScaleOut } from './support/cluster-view-scenario.js';
 import {
   servicePortName,
   startCluster,
@@ -93,44 +94,18 @@ describe.runIf(canUseNetns())(
       const holder = names.find((n) => n !== 'self');
       expect(names.filter((n) => n !== 'self').every((n) => n === holder)).toBe(true);
 
-      const target = `${svc.clusterIP}:${svc.port}`;
-      const clients: GrpcClient[] = [];
-      for (const [i, n] of nodes.entries()) {
-        for (const k of [1, 2]) {
-          const pod = await n.addPod(`cl-c${i}${k}`);
-          clients.push(await startGrpcClient(h, pod.ns, target, { channels: 1, delayMs: 50 }));
-        }
-      }
-      const open = async (): Promise<number[]> =>
-        Promise.all(backends.map(async (b) => (await b.stats()).open));
-      await waitUntil(
-        '6 connections on the two backends',
-        async () => {
-          const o = await open();
-          return o[0]! + o[1]! === 6 && o[2] === 0;
-        },
-        { timeoutMs: 15_000, intervalMs: 250 },
-      );
-
-      await c.applySlice({ ...svc, endpoints: backends.map((b) => b.pod.ip) });
-      const balanced = await waitUntil(
-        'the connections 2, 2, 2 over the three backends',
-        async () => {
-          const o = await open();
-          return o.every((n) => n === 2) ? o : false;
-        },
-        { timeoutMs: 30_000, intervalMs: 250, describe: async () => ({ open: await open() }) },
-      );
-      expect(balanced).toEqual([2, 2, 2]);
-
-      const totals = await Promise.all(clients.map((cl) => cl.stop()));
-      expect(clients.flatMap((cl) => cl.events('rpc-error'))).toEqual([]);
-      expect(totals.reduce((n, t) => n + t.failed, 0)).toBe(0);
-      let drains = 0;
+      const drains = await spreadClientsThenScaleOut({
+        h,
+        c,
+        nodes,
+        backends,
+        svc,
+        proxies,
+        tag: 'cl',
+      });
       let leaseErrors = 0;
       for (const p of proxies) {
         const m = await p.metrics();
-        drains += metricSum(m, 'kube_lc_proxy_drains_started_total', { reason: 'rebalance' });
         leaseErrors += metricSum(m, 'kube_lc_proxy_cluster_lease_requests_total', {
           result: 'error',
         });

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { canUseNetns, setupHarness } from './harness/index.js';
 import { wireNodes } from './support/nodes.js';
-import { startGrpcBackends, startGrpcClient, type GrpcClient } from './support/backends.js';
+import { startGrpcBackends } from './support/backends.js';
+import { spreadClientsThenScaleOut } from './support/cluster-view-scenario.js';
 import {
   servicePortName,
   startCluster,
@@ -87,48 +88,16 @@ describe.runIf(canUseNetns())('cluster view over three nodes (k8s source, iptabl
       { timeoutMs: 15_000, intervalMs: 250 },
     );
 
-    // Two client pods per node, one channel each: 6 connections, 3 and 3 on two backends.
-    const target = `${svc.clusterIP}:${svc.port}`;
-    const clients: GrpcClient[] = [];
-    for (const [i, n] of nodes.entries()) {
-      for (const k of [1, 2]) {
-        const pod = await n.addPod(`cv-c${i}${k}`);
-        clients.push(await startGrpcClient(h, pod.ns, target, { channels: 1, delayMs: 50 }));
-      }
-    }
-    const open = async (): Promise<number[]> =>
-      Promise.all(backends.map(async (b) => (await b.stats()).open));
-    await waitUntil(
-      '6 connections on the two backends',
-      async () => {
-        const o = await open();
-        return o[0]! + o[1]! === 6 && o[2] === 0;
-      },
-      { timeoutMs: 15_000, intervalMs: 250 },
-    );
-
-    // Scale-out: the third backend turns ready. Each node holds one or two connections per
-    // backend, so no node-local rule would move anything; the cluster view moves 2 (3,3,0 → 2,2,2).
-    await c.applySlice({ ...svc, endpoints: backends.map((b) => b.pod.ip) });
-    const balanced = await waitUntil(
-      'the connections 2, 2, 2 over the three backends',
-      async () => {
-        const o = await open();
-        return o.every((n) => n === 2) ? o : false;
-      },
-      { timeoutMs: 30_000, intervalMs: 250, describe: async () => ({ open: await open() }) },
-    );
-    expect(balanced).toEqual([2, 2, 2]);
-
-    const totals = await Promise.all(clients.map((cl) => cl.stop()));
-    expect(clients.flatMap((cl) => cl.events('rpc-error'))).toEqual([]);
-    expect(totals.reduce((n, t) => n + t.failed, 0)).toBe(0);
-    let rebalanceDrains = 0;
-    for (const p of proxies) {
-      rebalanceDrains += metricSum(await p.metrics(), 'kube_lc_proxy_drains_started_total', {
-        reason: 'rebalance',
-      });
-    }
+    // Two client pods per node, then a scale-out that only the cluster view balances.
+    const rebalanceDrains = await spreadClientsThenScaleOut({
+      h,
+      c,
+      nodes,
+      backends,
+      svc,
+      proxies,
+      tag: 'cv',
+    });
     // About the minimum: 2 moves are needed.
     expect(rebalanceDrains).toBeGreaterThanOrEqual(2);
     expect(rebalanceDrains).toBeLessThanOrEqual(4);

@@ -1,0 +1,67 @@
+import { expect } from 'vitest';
+import type { Harness, Node } from '../harness/index.js';
+import { startGrpcClient, type GrpcBackend, type GrpcClient } from './backends.js';
+import type { Cluster, ServiceSpec } from './cluster.js';
+import { metricSum, type ProxyProcess } from './proxy.js';
+import { waitUntil } from './wait.js';
+
+/**
+ * The cluster view's scale-out, as both cluster-view e2e tests run it: two client pods per node,
+ * one channel each, dial `svc` while only its first two backends are ready (6 connections: 3 and
+ * 3, or so). Then the third backend turns ready. Each node holds one or two connections per
+ * backend, so no node-local rule would move anything: 2, 2, 2 needs the cluster view. Asserts
+ * that balance, and that no RPC failed; returns the rebalance drains started over `proxies` (2
+ * moves are the minimum).
+ */
+export async function spreadClientsThenScaleOut(opts: {
+  readonly h: Harness;
+  readonly c: Cluster;
+  readonly nodes: readonly Node[];
+  readonly backends: readonly GrpcBackend[];
+  readonly svc: ServiceSpec;
+  readonly proxies: readonly ProxyProcess[];
+  /** Prefix of the client pods' names. */
+  readonly tag: string;
+}): Promise<number> {
+  const { h, c, nodes, backends, svc, proxies, tag } = opts;
+  const target = `${svc.clusterIP}:${svc.port}`;
+  const clients: GrpcClient[] = [];
+  for (const [i, n] of nodes.entries()) {
+    for (const k of [1, 2]) {
+      const pod = await n.addPod(`${tag}-c${i}${k}`);
+      clients.push(await startGrpcClient(h, pod.ns, target, { channels: 1, delayMs: 50 }));
+    }
+  }
+  const open = async (): Promise<number[]> =>
+    Promise.all(backends.map(async (b) => (await b.stats()).open));
+  await waitUntil(
+    '6 connections on the two backends',
+    async () => {
+      const o = await open();
+      return o[0]! + o[1]! === 6 && o[2] === 0;
+    },
+    { timeoutMs: 15_000, intervalMs: 250 },
+  );
+
+  await c.applySlice({ ...svc, endpoints: backends.map((b) => b.pod.ip) });
+  const balanced = await waitUntil(
+    'the connections 2, 2, 2 over the three backends',
+    async () => {
+      const o = await open();
+      return o.every((n) => n === 2) ? o : false;
+    },
+    { timeoutMs: 30_000, intervalMs: 250, describe: async () => ({ open: await open() }) },
+  );
+  expect(balanced).toEqual([2, 2, 2]);
+
+  const totals = await Promise.all(clients.map((cl) => cl.stop()));
+  expect(clients.flatMap((cl) => cl.events('rpc-error'))).toEqual([]);
+  expect(totals.reduce((n, t) => n + t.failed, 0)).toBe(0);
+  let drains = 0;
+  for (const p of proxies) {
+    drains += metricSum(await p.metrics(), 'kube_lc_proxy_drains_started_total', {
+      reason: 'rebalance',
+    });
+  }
+  return drains;
+}
