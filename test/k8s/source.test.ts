@@ -71,12 +71,16 @@ describe('K8sSource: lists, watches and commits', () => {
     const { sink } = run;
     await waitFor(() => sink.synced && api.watchCount() === 2);
     sink.calls.length = 0;
+    // Services and EndpointSlices come on two watches, whose events have no order between them:
+    // each step waits for the one before to reach the sink.
     api.upsert('services', service('web'));
+    await waitFor(() => sink.services.size === 1);
     api.upsert('endpointslices', slice('web-abc', 'web', ['10.0.0.1']));
     await waitFor(() => sink.slices.size === 1);
     api.upsert('services', service('web', { port: 8080 }));
     await waitFor(() => sink.servicePort('default/web') === 8080);
     api.delete('endpointslices', 'default', 'web-abc');
+    await waitFor(() => sink.slices.size === 0);
     api.delete('services', 'default', 'web');
     await waitFor(() => sink.services.size === 0 && sink.slices.size === 0);
     await sleep(20);
