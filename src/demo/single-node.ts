@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { stringify } from 'yaml';
+import { nodeManifests } from './proxy-node.js';
 import { Daemon, DEFAULT_DAEMON_CONFIG } from '../daemon/daemon.js';
 import { silentLogger } from '../log.js';
 import { FileSource } from '../source/file.js';
@@ -91,35 +91,17 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       debounceMs: 10,
     });
     const writeManifests = async (): Promise<void> => {
-      const slice = {
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: {
-          name: 'demo-1',
-          namespace: 'default',
-          labels: { 'kubernetes.io/service-name': 'demo' },
-        },
-        addressType: 'IPv4',
-        ports: [{ name: 'grpc', port: PORT, protocol: 'TCP' }],
-        endpoints: backends
-          .filter((b) => b.state !== 'removed')
-          .map((b) => ({
-            addresses: [b.backend.address],
-            conditions: {
-              ready: b.state === 'ready',
-              serving: true,
-              terminating: b.state === 'terminating',
-            },
-          })),
-      };
-      const svc = {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name: 'demo', namespace: 'default' },
-        spec: { clusterIP: VIP, ports: [{ name: 'grpc', port: PORT, protocol: 'TCP' }] },
-      };
       const before = source.stats.applies;
-      await writeFile(file, `${stringify(svc)}---\n${stringify(slice)}`);
+      await writeFile(
+        file,
+        nodeManifests(
+          VIP,
+          PORT,
+          backends.flatMap((b) =>
+            b.state === 'removed' ? [] : [{ address: b.backend.address, state: b.state }],
+          ),
+        ),
+      );
       if (daemon === undefined) return;
       await source.reload();
       if (source.stats.applies === before) throw new Error('the demo manifests were not applied');

@@ -5,22 +5,10 @@
  * CIDR, so a proxy reaches every backend and every peer. Peers are listed with `--peers` (the
  * nodes' bridge addresses): finding them through the API is not built yet.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { canUseNetns, setupHarness } from './harness/index.js';
-import { wireNodes } from './support/nodes.js';
-import { startGrpcBackends } from './support/backends.js';
-import { spreadClientsThenScaleOut } from './support/cluster-view-scenario.js';
-import {
-  servicePortName,
-  startCluster,
-  waitForSync,
-  type Cluster,
-  type ServiceSpec,
-} from './support/cluster.js';
+import { spreadClientsThenScaleOut, startThreeNodes } from './support/cluster-view-scenario.js';
+import { servicePortName, waitForSync } from './support/cluster.js';
 import { metricSum, startProxy, type ProxyProcess } from './support/proxy.js';
 import { waitUntil } from './support/wait.js';
 
@@ -29,26 +17,7 @@ describe.runIf(canUseNetns())('cluster view over three nodes (k8s source, iptabl
 
   it('clients spread over the nodes balance cluster-wide after a scale-out; no RPC fails', async () => {
     const h = harness();
-    const c: Cluster = await startCluster(h, 'cv');
-    const nodes = [c.node, await h.addNode(), await h.addNode()];
-    for (const n of nodes.slice(1))
-      await c.api.upsert('nodes', { metadata: { name: n.ns, labels: {} } });
-    await wireNodes(h, nodes);
-    const dir = await mkdtemp(join(tmpdir(), 'klp-e2e-secret-'));
-    onTestFinished(() => rm(dir, { recursive: true, force: true }));
-    const secretFile = join(dir, 'secret');
-    await writeFile(secretFile, randomBytes(32).toString('base64'));
-
-    const backends = await startGrpcBackends(c, 'cv', 3, 50051);
-    const svc: ServiceSpec = {
-      name: 'grpc',
-      portName: 'grpc',
-      clusterIP: '10.96.0.30',
-      port: 9000,
-      targetPort: 50051,
-      endpoints: backends.slice(0, 2).map((b) => b.pod.ip),
-    };
-    await c.applyService(svc);
+    const { c, nodes, secretFile, backends, svc } = await startThreeNodes(h, 'cv', '10.96.0.30');
     const peers = nodes.map((n) => `${n.bridgeIP}:9901`).join(',');
     const proxies: ProxyProcess[] = [];
     for (const n of nodes) {

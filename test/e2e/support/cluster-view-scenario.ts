@@ -1,9 +1,61 @@
-import { expect } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, onTestFinished } from 'vitest';
 import type { Harness, Node } from '../harness/index.js';
-import { startGrpcClient, type GrpcBackend, type GrpcClient } from './backends.js';
-import type { Cluster, ServiceSpec } from './cluster.js';
+import {
+  startGrpcBackends,
+  startGrpcClient,
+  type GrpcBackend,
+  type GrpcClient,
+} from './backends.js';
+import { startCluster, type Cluster, type ServiceSpec } from './cluster.js';
+import { wireNodes } from './nodes.js';
 import { metricSum, type ProxyProcess } from './proxy.js';
 import { waitUntil } from './wait.js';
+
+/** Three wired node namespaces, one API server, a peer secret, and a Service with 2 of 3 backends. */
+export interface ThreeNodes {
+  readonly c: Cluster;
+  readonly nodes: readonly Node[];
+  readonly secretFile: string;
+  readonly backends: readonly GrpcBackend[];
+  readonly svc: ServiceSpec;
+}
+
+/**
+ * The setup both cluster-view e2e tests share: three node namespaces wired to each other (the
+ * first holds the API server and the three grpc-js backends), a random peer secret in a file
+ * removed when the test ends, and the Service `clusterIP:9000` with only its first two backends
+ * ready.
+ */
+export async function startThreeNodes(
+  h: Harness,
+  tag: string,
+  clusterIP: string,
+): Promise<ThreeNodes> {
+  const c = await startCluster(h, tag);
+  const nodes = [c.node, await h.addNode(), await h.addNode()];
+  for (const n of nodes.slice(1))
+    await c.api.upsert('nodes', { metadata: { name: n.ns, labels: {} } });
+  await wireNodes(h, nodes);
+  const dir = await mkdtemp(join(tmpdir(), 'klp-e2e-secret-'));
+  onTestFinished(() => rm(dir, { recursive: true, force: true }));
+  const secretFile = join(dir, 'secret');
+  await writeFile(secretFile, randomBytes(32).toString('base64'));
+  const backends = await startGrpcBackends(c, tag, 3, 50051);
+  const svc: ServiceSpec = {
+    name: 'grpc',
+    portName: 'grpc',
+    clusterIP,
+    port: 9000,
+    targetPort: 50051,
+    endpoints: backends.slice(0, 2).map((b) => b.pod.ip),
+  };
+  await c.applyService(svc);
+  return { c, nodes, secretFile, backends, svc };
+}
 
 /**
  * The cluster view's scale-out, as both cluster-view e2e tests run it: two client pods per node,
