@@ -21,9 +21,9 @@ import type { Connection as ProxiedConnection, FaultPoint } from '../proxy/conne
 import { DEFAULT_PROXY_PORT_RANGE, type PortRange } from '../proxy/port-allocator.js';
 import { enableTcpMigrateReq, type SysctlOutcome } from './sysctl.js';
 import type { EarlyAdoption } from '../proxy/early-bind.js';
-import { IptablesSync } from './iptables-sync.js';
-import { DrainController, type DrainConfig } from './drain-controller.js';
-import { TableSink } from './table-sink.js';
+import { IptablesSync } from '../iptables/listener-sync.js';
+import { DrainController, type DrainConfig } from '../drain/controller.js';
+import { TableSink } from '../servicetable/table-sink.js';
 import { ClusterSync, type PeerAddress } from '../cluster/sync.js';
 import { withCluster } from '../cluster/debug.js';
 import { LeaseElector } from '../cluster/elector.js';

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EndpointStats } from '../balancer/endpoint-stats.js';
 import type { ServicePortProxy } from '../proxy/service-port-proxy.js';
-import type { IptablesSyncStats } from '../daemon/iptables-sync.js';
+import type { IptablesSyncStats } from '../iptables/listener-sync.js';
 import type { K8sSourceStats } from '../source/k8s/stats.js';
 import type { ClusterSync } from '../cluster/sync.js';
 import type { LeaseElector } from '../cluster/elector.js';

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SLOW_START_MIN_WEIGHT } from '../../src/balancer/least-conn.js';
 import { REBALANCE_MIN_EXCESS } from '../../src/drain/rebalance.js';
-import { DEFAULT_RETRY_INITIAL_MS, DEFAULT_RETRY_MAX_MS } from '../../src/iptables/syncer.js';
+import { DEFAULT_RETRY_INITIAL_MS, DEFAULT_RETRY_MAX_MS } from '../../src/lib/coalescing-runner.js';
 import { createMetrics, type MetricsView } from '../../src/metrics/registry.js';
 import {
   DEFAULT_BACKOFF,

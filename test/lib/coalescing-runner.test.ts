@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Syncer, type SyncReport, type SyncerClock } from '../../src/iptables/syncer.js';
+import { Syncer, type SyncReport, type SyncerClock } from '../../src/lib/coalescing-runner.js';
 
 /** A manual clock: timers fire only in `advance`, in time order, with promises flushed between. */
 class FakeClock implements SyncerClock {

@@ -1,7 +1,7 @@
 import { describe } from '../errors.js';
-import { syncFirewall, syncServiceRules, type IptablesOptions } from '../iptables/apply.js';
-import type { FirewallRange } from '../iptables/firewall.js';
-import { Syncer, type SyncReport } from '../iptables/syncer.js';
+import { syncFirewall, syncServiceRules, type IptablesOptions } from './apply.js';
+import type { FirewallRange } from './firewall.js';
+import { Syncer, type SyncReport } from '../lib/coalescing-runner.js';
 import type { Logger } from '../log.js';
 import type { Proxier } from '../proxy/proxier.js';
 

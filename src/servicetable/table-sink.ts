@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
-import type { UpdateResult } from '../servicetable/builder.js';
-import { ServiceTableBuilder } from '../servicetable/builder.js';
-import type { ServiceTable } from '../servicetable/types.js';
+import type { UpdateResult } from './builder.js';
+import { ServiceTableBuilder } from './builder.js';
+import type { ServiceTable } from './types.js';
 import type { SourceSink } from '../source/types.js';
 
 export interface TableSinkOptions {

@@ -1,6 +1,6 @@
 import type { EndpointChange } from '../balancer/least-conn.js';
-import type { DrainShare } from '../drain/budget.js';
-import { DrainPlanner, DrainReason, type DrainDecision } from '../drain/planner.js';
+import type { DrainShare } from './budget.js';
+import { DrainPlanner, DrainReason, type DrainDecision } from './planner.js';
 import type { Logger } from '../log.js';
 import type { Connection } from '../proxy/connection.js';
 import { bump, type ServicePortProxy } from '../proxy/service-port-proxy.js';
