@@ -1,4 +1,5 @@
 import type { Endpoint, EndpointState } from '../servicetable/types.js';
+import { Cell, type SlotRef } from './shared-counts.js';
 
 const NO_FAILURES: ReadonlyMap<string, number> = new Map();
 
@@ -19,10 +20,15 @@ export class EndpointStats {
   eligible = false;
   /** Effective weight: 1, or less while slow start ramps it up. Never 0. */
   weight = 1;
-  /** Connections open and not draining, dials in progress included. */
-  active = 0;
-  /** Connections being drained. */
-  draining = 0;
+  /**
+   * Where the counts live when the data path runs on worker threads (see shared-counts.ts):
+   * `active`, `draining` and `openStreams` are then the node's, over every thread. Unset: plain
+   * fields of this thread.
+   */
+  #shared: SlotRef | undefined;
+  #active = 0;
+  #draining = 0;
+  #openStreams = 0;
   /**
    * Active connections the other nodes hold to this endpoint, as the cluster view last said,
    * plus the picks they are expected to have made since (see LeastConnBalancer.setRemote).
@@ -32,15 +38,16 @@ export class EndpointStats {
   /** Connections established since the endpoint was first seen. */
   total = 0;
   #connectFailures: Map<string, number> | undefined;
-  /** Open HTTP/2 streams over this endpoint's h2c connections. */
-  openStreams = 0;
   /** Bytes of connections that have ended; live connections add theirs at read time. */
   bytesClientToServer = 0;
   bytesServerToClient = 0;
 
   /** Position in the balancer's heap, -1 when not in it. Balancer-private. */
   heapIndex = -1;
-  /** Tie-break order: lower goes first; bumped on every pick (rotation). Balancer-private. */
+  /**
+   * Tie-break order (thread-local counts): lower goes first; bumped on every pick (rotation).
+   * Balancer-private. With shared counts the order is the slot's (see shared-counts.ts).
+   */
   seq = 0;
   /** Connect failures in a row; reset by a successful connect. Balancer-private. */
   consecutiveFailures = 0;
@@ -53,6 +60,54 @@ export class EndpointStats {
     this.key = endpoint.key;
     this.endpoint = endpoint;
     this.status = endpoint.state;
+  }
+
+  /** Counts this endpoint in shared memory from now on (before any connection counts). */
+  share(ref: SlotRef): void {
+    this.#shared = ref;
+  }
+
+  get shared(): SlotRef | undefined {
+    return this.#shared;
+  }
+
+  /** Connections open and not draining, dials in progress included. */
+  get active(): number {
+    const s = this.#shared;
+    return s === undefined ? this.#active : s.counts.total(s.slot, Cell.ACTIVE);
+  }
+
+  /** Connections being drained. */
+  get draining(): number {
+    const s = this.#shared;
+    return s === undefined ? this.#draining : s.counts.total(s.slot, Cell.DRAINING);
+  }
+
+  /** Open HTTP/2 streams over this endpoint's h2c connections. */
+  get openStreams(): number {
+    const s = this.#shared;
+    return s === undefined ? this.#openStreams : s.counts.total(s.slot, Cell.STREAMS);
+  }
+
+  /** Balancer-private: counts `n` more active connections (atomically when shared). */
+  addActive(n: number): void {
+    const s = this.#shared;
+    if (s === undefined) this.#active += n;
+    else s.counts.add(s.slot, s.region, Cell.ACTIVE, n);
+  }
+
+  /** Balancer-private: counts `n` more draining connections. */
+  addDraining(n: number): void {
+    const s = this.#shared;
+    if (s === undefined) this.#draining += n;
+    else s.counts.add(s.slot, s.region, Cell.DRAINING, n);
+  }
+
+  /** Open streams changed by `delta` (the connection's HTTP/2 tracking). */
+  addStreams(delta: number): void {
+    const s = this.#shared;
+    if (s === undefined) this.#openStreams += delta;
+    else s.counts.add(s.slot, s.region, Cell.STREAMS, delta);
   }
 
   /** Dials that failed, by reason (none for most endpoints: the map is made at the first). */

@@ -1,6 +1,16 @@
 import type { Endpoint } from '../servicetable/types.js';
 import { EndpointStats, type EndpointStatus } from './endpoint-stats.js';
 import { IndexedMinHeap } from '../lib/indexed-heap.js';
+import { seqBefore, type SharedCounts } from './shared-counts.js';
+
+/** Counting in shared memory (worker threads): where each endpoint's counts live. */
+export interface SharedSlots {
+  readonly counts: SharedCounts;
+  /** This thread's region (see shared-counts.ts). */
+  readonly region: number;
+  /** The slot the main thread assigned to an endpoint of this Service port. */
+  slotOf(endpoint: string): number | undefined;
+}
 
 export interface BalancerOptions {
   /** Uniform in [0, 1); injected for tests. Default Math.random. */
@@ -13,6 +23,11 @@ export interface BalancerOptions {
   readonly ejectBaseMs?: number;
   /** Longest ejection. Default 30 s. */
   readonly ejectMaxMs?: number;
+  /**
+   * Count in shared memory, node-wide (worker threads). Endpoints without a slot count in this
+   * thread only. Unset: every count is this thread's.
+   */
+  readonly shared?: SharedSlots | undefined;
 }
 
 /** One endpoint whose status changed in an `update`. `previous` is undefined for new ones. */
@@ -71,8 +86,10 @@ export class LeastConnBalancer {
   #herdStep = 0;
   /** Endpoints the next connections go to, in order (cluster rebalance destinations). */
   #reserved: string[] = [];
+  readonly #slots: SharedSlots | undefined;
 
   constructor(opts: BalancerOptions = {}) {
+    this.#slots = opts.shared;
     this.#random = opts.random ?? Math.random;
     this.#now = opts.now ?? Date.now;
     this.#slowStartMs = opts.slowStartWindowMs ?? 0;
@@ -105,6 +122,9 @@ export class LeastConnBalancer {
       const previous = stats?.status;
       if (stats === undefined) {
         stats = new EndpointStats(ep);
+        const slot = this.#slots?.slotOf(ep.key);
+        if (slot !== undefined && this.#slots !== undefined)
+          stats.share({ counts: this.#slots.counts, slot, region: this.#slots.region });
         this.#all.set(ep.key, stats);
         fresh.push(stats);
       }
@@ -146,11 +166,11 @@ export class LeastConnBalancer {
     this.#refreshRamps();
     const reserved = this.#takeReserved(exclude);
     if (reserved !== undefined) {
-      reserved.active++;
-      reserved.seq = ++this.#highSeq;
-      this.#heap.fix(reserved);
+      reserved.addActive(1);
+      this.#touch(reserved);
       return reserved;
     }
+    if (this.#slots !== undefined) return this.#pickShared(exclude);
     let chosen = this.#heap.peek();
     if (chosen !== undefined && exclude?.has(chosen)) {
       const skipped: EndpointStats[] = [];
@@ -160,11 +180,51 @@ export class LeastConnBalancer {
     }
     if (chosen === undefined) chosen = this.#leastEjected(exclude);
     if (chosen === undefined) return undefined;
-    chosen.active++;
+    chosen.addActive(1);
     chosen.remote += this.#herdStep;
-    chosen.seq = ++this.#highSeq;
-    this.#heap.fix(chosen);
+    this.#touch(chosen);
     return chosen;
+  }
+
+  /** Marks `ep` as just picked: it goes last among ties (rotation). */
+  #touch(ep: EndpointStats): void {
+    const shared = ep.shared;
+    if (shared !== undefined) shared.counts.touch(shared.slot);
+    else ep.seq = ++this.#highSeq;
+    this.#heap.fix(ep);
+  }
+
+  /**
+   * The pick with shared counts (worker threads): other threads change the counts under the
+   * heap, so its order cannot be trusted; the eligible endpoints are scanned instead, reading
+   * the node-wide counts. O(endpoints) per connection. Two threads picking at the same instant
+   * may both choose the same endpoint (IPVS's per-CPU picks race the same way); sequential
+   * connections always see each other.
+   */
+  #pickShared(exclude?: ReadonlySet<EndpointStats>): EndpointStats | undefined {
+    let best: EndpointStats | undefined;
+    let bestScore = 0;
+    let bestSeq = 0;
+    for (const ep of this.#heap) {
+      if (exclude?.has(ep)) continue;
+      const score = ep.score();
+      const seq = ep.shared === undefined ? ep.seq : ep.shared.counts.seq(ep.shared.slot);
+      if (
+        best === undefined ||
+        score < bestScore ||
+        (score === bestScore && seqBefore(seq, bestSeq))
+      ) {
+        best = ep;
+        bestScore = score;
+        bestSeq = seq;
+      }
+    }
+    best ??= this.#leastEjected(exclude);
+    if (best === undefined) return undefined;
+    best.addActive(1);
+    best.remote += this.#herdStep;
+    this.#touch(best);
+    return best;
   }
 
   /**
@@ -285,8 +345,8 @@ export class LeastConnBalancer {
 
   /** An open connection starts draining: it moves from active to draining. */
   startDraining(ep: EndpointStats): void {
-    ep.active--;
-    ep.draining++;
+    ep.addActive(-1);
+    ep.addDraining(1);
     this.#heap.fix(ep);
   }
 
@@ -296,8 +356,8 @@ export class LeastConnBalancer {
   }
 
   #release(ep: EndpointStats, draining: boolean): void {
-    if (draining) ep.draining--;
-    else ep.active--;
+    if (draining) ep.addDraining(-1);
+    else ep.addActive(-1);
     this.#heap.fix(ep);
     if (ep.status === 'removed') this.#forgetIfIdle(ep);
   }
@@ -328,7 +388,8 @@ export class LeastConnBalancer {
    */
   #placeFresh(fresh: EndpointStats[]): void {
     const n = fresh.length;
-    if (n === 0) return;
+    // Shared slots got their places from the main thread (SlotTable.assign).
+    if (n === 0 || this.#slots !== undefined) return;
     const start = Math.floor(this.#random() * n) % n;
     for (let i = 0; i < n; i++) {
       const ep = fresh[(start + i) % n] as EndpointStats;

@@ -336,7 +336,7 @@ export class Connection implements TapOwner {
   // ---- TapOwner ----
 
   streamsChanged(delta: number): void {
-    if (this.endpoint !== undefined) this.endpoint.openStreams += delta;
+    if (this.endpoint !== undefined) this.endpoint.addStreams(delta);
   }
 
   protocolKnown(protocol: 'h2c' | 'opaque'): void {
