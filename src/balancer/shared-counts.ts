@@ -206,11 +206,14 @@ export class SlotTable {
    * Assigns slots for table `version`: every endpoint of `ports` (Service port key → endpoint
    * keys) that has none gets one; endpoints that left are marked leaving. New slots of one
    * Service port get their tie-break places rotated from a random point (see LeastConnBalancer).
+   * `removed` lists the Service ports gone from the table; without it, `ports` is the whole
+   * table and every other Service port is gone.
    */
   assign(
     version: number,
     ports: ReadonlyMap<string, readonly string[]>,
     random: () => number,
+    removed?: readonly string[],
   ): void {
     for (const [sp, endpoints] of ports) {
       let row = this.#slots.get(sp);
@@ -239,8 +242,10 @@ export class SlotTable {
         this.counts.placeFresh([...fresh.slice(start), ...fresh.slice(0, start)]);
       }
     }
-    for (const [sp, row] of this.#slots) {
-      if (ports.has(sp)) continue;
+    const gone = removed ?? [...this.#slots.keys()].filter((sp) => !ports.has(sp));
+    for (const sp of gone) {
+      const row = this.#slots.get(sp);
+      if (row === undefined || ports.has(sp)) continue;
       for (const [ep, slot] of row)
         if (!this.#leaving.has(slot))
           this.#leaving.set(slot, { servicePort: sp, endpoint: ep, version });

@@ -3,6 +3,7 @@ import type { LevelWithSilent } from 'pino';
 import { ConfigError } from '../errors.js';
 import type { DaemonConfig } from '../daemon/daemon.js';
 import { LOG_LEVELS } from '../log.js';
+import { defaultWorkers, MAX_WORKERS } from './cpus.js';
 import {
   parseBytes,
   parseDuration,
@@ -47,6 +48,9 @@ export interface RunArgs {
   readonly 'idle-timeout': string;
   readonly 'max-manifests-bytes': string;
   readonly 'metrics-per-endpoint'?: boolean;
+  // Worker threads (issue 11).
+  readonly workers?: string | undefined;
+  readonly 'worker-heap-limit'?: string | undefined;
 }
 
 /** The cluster view as configured; the secret is read from its file when the daemon starts. */
@@ -158,6 +162,16 @@ export function parseRunConfig(args: RunArgs): RunConfig {
       halfClosedTimeoutMs: parseDuration('--half-closed-timeout', args['half-closed-timeout']),
       idleTimeoutMs: parseDuration('--idle-timeout', args['idle-timeout']),
       metricsPerEndpoint: args['metrics-per-endpoint'] === true,
+      workers: parseWorkers(args.workers),
+      workerHeapLimitMb: Math.round(
+        parseBytes(
+          '--worker-heap-limit',
+          args['worker-heap-limit'] ?? '512Mi',
+          64 * 1024 ** 2,
+          64 * 1024 ** 3,
+        ) /
+          1024 ** 2,
+      ),
     },
   };
 }
@@ -235,4 +249,11 @@ function parseClusterFlags(
     peers.push(p);
   }
   return { node, peers, secretFile, intervalMs, lease: undefined };
+}
+
+/** `--workers`: `auto` (the CPUs the container may use) or 1 to MAX_WORKERS. */
+function parseWorkers(value: string | undefined): number {
+  const v = (value ?? 'auto').trim();
+  if (v === 'auto') return defaultWorkers();
+  return parseInteger('--workers', v, 1, MAX_WORKERS);
 }

@@ -175,6 +175,18 @@ function runOptions(y: Argv): Argv<RunArgs> {
         describe:
           "No byte either way for this long: close the connection, or drain it with GOAWAY if h2c (0 = never; default: kube-proxy's conntrack established timeout)",
       })
+      .option('workers', {
+        type: 'string',
+        default: 'auto',
+        describe:
+          'Worker threads for the data path (1-64); auto: the CPUs the container may use (its cgroup CPU quota, rounded up)',
+      })
+      .option('worker-heap-limit', {
+        type: 'string',
+        default: '512Mi',
+        describe:
+          'V8 heap limit of each worker thread (64Mi to 64Gi); a worker past it is replaced and its connections are lost (counted)',
+      })
       .option('max-manifests-bytes', {
         type: 'string',
         default: '4Mi',

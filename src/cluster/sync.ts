@@ -371,7 +371,7 @@ export class ClusterSync implements ClusterEndpoint {
     for (const e of this.view.freshEntries(now)) basis.set(e.report.node, e.sentAt);
     for (const sp of this.#opts.servicePorts()) {
       if (!fresh) {
-        sp.balancer.setCluster(undefined);
+        sp.setCluster(undefined);
         this.#opts.setClusterDrains(sp.servicePort, undefined);
         continue;
       }
@@ -398,7 +398,7 @@ export class ClusterSync implements ClusterEndpoint {
       // Followers (lease mode) read their part of this from the answers to their reports.
       this.#cache.set(sp.servicePort, { counts, totals, plan, basis });
       const mine = plan.nodes.get(this.#opts.node);
-      sp.balancer.setCluster(sumActive(rows.values()), rows.size, mine?.destinations ?? []);
+      sp.setCluster(sumActive(rows.values()), rows.size, mine?.destinations ?? []);
       this.#opts.setClusterDrains(sp.servicePort, mine?.drains ?? new Map());
       let drains = 0;
       for (const n of mine?.drains.values() ?? []) drains += n;
@@ -420,7 +420,7 @@ export class ClusterSync implements ClusterEndpoint {
     for (const sp of this.#opts.servicePorts()) {
       const entry = fresh ? a.answer.ports[sp.servicePort] : undefined;
       if (entry === undefined) {
-        sp.balancer.setCluster(undefined);
+        sp.setCluster(undefined);
         this.#opts.setClusterDrains(sp.servicePort, undefined);
         continue;
       }
@@ -428,7 +428,7 @@ export class ClusterSync implements ClusterEndpoint {
       const drains = new Map(act ? Object.entries(entry.drains) : []);
       if (drains.size > 0 && a !== undefined) this.#lastDrainAt.set(sp.servicePort, a.requestedAt);
       const others = new Map(Object.entries(entry.others));
-      sp.balancer.setCluster(others, Math.max(0, entry.nodes - 1), act ? entry.destinations : []);
+      sp.setCluster(others, Math.max(0, entry.nodes - 1), act ? entry.destinations : []);
       this.#opts.setClusterDrains(sp.servicePort, drains);
       const totals = new Map(others);
       for (const ep of sp.balancer.endpoints())

@@ -29,6 +29,12 @@ import { withCluster } from '../cluster/debug.js';
 import { LeaseElector } from '../cluster/elector.js';
 import { holderIdentity } from '../cluster/lease.js';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { LevelWithSilent } from 'pino';
+import { SharedCounts, SlotTable } from '../balancer/shared-counts.js';
+import { WorkerPool } from '../dataplane/pool.js';
+import type { H2Event, WorkerSnapshot } from '../dataplane/protocol.js';
+import { portStats } from '../metrics/port-stats.js';
+import { mergeWorkerSnapshots } from '../dataplane/merge.js';
 
 /** Everything `run` configures, already validated (see cli/config.ts). */
 export interface DaemonConfig extends DrainConfig {
@@ -59,7 +65,17 @@ export interface DaemonConfig extends DrainConfig {
   readonly halfClosedTimeoutMs: number;
   /** No byte either way for this long: close (opaque) or drain (h2c); 0 = never. */
   readonly idleTimeoutMs: number;
+  /**
+   * Worker threads for the data path (issue 11); 0 or unset: the data path runs on the main
+   * thread (library use). `run` defaults to the CPUs the container may use.
+   */
+  readonly workers?: number;
+  /** V8 old-space limit of each worker, in MiB; a worker past it is replaced. */
+  readonly workerHeapLimitMb?: number;
 }
+
+/** Default of `workerHeapLimitMb`. */
+export const DEFAULT_WORKER_HEAP_LIMIT_MB = 512;
 
 /** The cluster view over a static peer list. */
 export interface DaemonClusterConfig {
@@ -132,6 +148,11 @@ export interface DaemonDeps {
    * handler; a throw from it is a fault in that handler (see ServicePortProxyOptions).
    */
   readonly faultHook?: (conn: ProxiedConnection | undefined, point: FaultPoint) => void;
+  /**
+   * Test seam, never set by the CLI: workers obey `WorkerPool.injectFault` and
+   * `Daemon.drainEvery` works.
+   */
+  readonly testSeams?: boolean;
   /** Where tcp_migrate_req lives; tests point it elsewhere. */
   readonly sysctlPath?: string;
   /**
@@ -168,6 +189,10 @@ export class Daemon {
   readonly elector: LeaseElector | undefined;
   /** Enforces the half-closed and idle timeouts. */
   readonly timeouts: TimeoutSweeper;
+  /** The data-path worker threads (config.workers > 0). */
+  readonly pool: WorkerPool | undefined;
+  /** Worker threads on: ids (as the drain controller knows them) of each worker's h2c connections. */
+  readonly #remoteIds = new Map<number, Set<number>>();
   #metricsServer: MetricsServer | undefined;
   #table: ServiceTable | undefined;
   #stopping: Promise<void> | undefined;
@@ -196,6 +221,46 @@ export class Daemon {
     });
     const drains = this.drains;
     const connLog = new ConnectionLog(deps.logger, now);
+    const workers = Math.max(0, Math.floor(config.workers ?? 0));
+    const h2 = config.h2Drain
+      ? {
+          // Unique to this process: only the ACK of our own PING is removed.
+          pingPayload: randomBytes(8),
+          pingAckWaitMaxMs: Math.min(PING_ACK_WAIT_MAX_MS, config.drainGraceMs / 2),
+          lingerMs: DRAIN_LINGER_MS,
+        }
+      : undefined;
+    // Regions of the shared counts: one per worker, then this thread's (adopted listeners).
+    const counts = workers > 0 ? SharedCounts.create(workers + 1) : undefined;
+    const slotTable = counts !== undefined ? new SlotTable(counts) : undefined;
+    this.pool =
+      counts === undefined || slotTable === undefined
+        ? undefined
+        : new WorkerPool({
+            workers,
+            counts,
+            slots: slotTable,
+            logger: deps.logger,
+            random,
+            heapLimitMb: config.workerHeapLimitMb ?? DEFAULT_WORKER_HEAP_LIMIT_MB,
+            settings: {
+              logLevel: deps.logger.level as LevelWithSilent,
+              connectTimeoutMs: config.connectTimeoutMs,
+              maxConnectAttempts: config.maxConnectAttempts,
+              slowStartWindowMs: config.slowStartWindowMs,
+              h2,
+              halfClosedTimeoutMs: config.halfClosedTimeoutMs,
+              idleTimeoutMs: config.idleTimeoutMs,
+              drainGraceMs: config.drainGraceMs,
+              faultSeam: deps.testSeams ?? false,
+            },
+            onEvents: (worker, events) => this.#onWorkerEvents(worker, events),
+            onWorkerLost: (worker) => {
+              for (const id of this.#remoteIds.get(worker) ?? []) drains.forgetRemote(id);
+              this.#remoteIds.delete(worker);
+            },
+          });
+    const pool = this.pool;
     this.proxier = new Proxier({
       intercept: config.intercept,
       logger: deps.logger,
@@ -204,14 +269,23 @@ export class Daemon {
       slowStartWindowMs: config.slowStartWindowMs,
       now,
       random,
-      h2: config.h2Drain
+      h2,
+      ...(pool !== undefined && counts !== undefined && slotTable !== undefined
         ? {
-            // Unique to this process: only the ACK of our own PING is removed.
-            pingPayload: randomBytes(8),
-            pingAckWaitMaxMs: Math.min(PING_ACK_WAIT_MAX_MS, config.drainGraceMs / 2),
-            lingerMs: DRAIN_LINGER_MS,
+            remoteListeners: pool,
+            sharedSlots: (sp: string) => ({
+              counts,
+              region: workers,
+              slotOf: (ep: string) => slotTable.slotOf(sp, ep),
+            }),
+            onCluster: (
+              sp: string,
+              others: ReadonlyMap<string, number> | undefined,
+              herdStep: number,
+              reserved: readonly string[],
+            ) => pool.setCluster(sp, others, herdStep, reserved),
           }
-        : undefined,
+        : {}),
       onListenersChanged: () => this.iptables?.requestSync(),
       portRange: config.proxyPortRange ?? DEFAULT_PROXY_PORT_RANGE,
       ...(deps.faultHook !== undefined ? { faultHook: deps.faultHook } : {}),
@@ -298,7 +372,7 @@ export class Daemon {
     const source = this.source;
     this.metrics = createMetrics(
       {
-        servicePorts: () => proxier.servicePorts(),
+        servicePorts: () => mapIter(proxier.servicePorts(), portStats),
         get ready() {
           return sink.ready;
         },
@@ -313,7 +387,7 @@ export class Daemon {
           }
         },
         listenFailures: () => proxier.listenFailures.entries(),
-        connectionFaults: () => proxier.faults.entries(),
+        connectionFaults: () => sumEntries(proxier.faults, this.#workerFaults),
         tcpMigrateReq: () => this.tcpMigrateReq?.enabled,
         iptables: this.iptables?.stats,
         // Read at scrape time: the k8s source may load its client only once started.
@@ -359,10 +433,72 @@ export class Daemon {
     const state = debugState(
       this.ready,
       this.#table?.version ?? 0,
-      this.proxier.servicePorts(),
+      mapIter(this.proxier.servicePorts(), portStats),
       (sp) => this.drains.isRebalancing(sp),
     );
     return this.cluster === undefined ? state : withCluster(state, this.cluster);
+  }
+
+  /** Worker threads on: a worker's h2c connections, for the drain planner (node-wide). */
+  #onWorkerEvents(worker: number, events: readonly H2Event[]): void {
+    const pool = this.pool as WorkerPool;
+    let ids = this.#remoteIds.get(worker);
+    if (ids === undefined) this.#remoteIds.set(worker, (ids = new Set()));
+    for (const e of events) {
+      const id = remoteId(worker, e[1]);
+      if (e[0] === 'open') {
+        const local = e[1];
+        ids.add(id);
+        this.drains.trackRemote(
+          {
+            id,
+            drain: (reason, graceMs) => {
+              pool.drain(worker, [local], reason, graceMs);
+              return true;
+            },
+          },
+          e[2],
+          e[3],
+          e[4],
+          e[5] === 1,
+        );
+      } else if (e[0] === 'gone') {
+        ids.delete(id);
+        this.drains.forgetRemote(id);
+      } else {
+        this.drains.remoteDraining(id);
+      }
+    }
+  }
+
+  /**
+   * Brings the workers' figures in (worker threads on): counters for the metrics and
+   * /debug/state, and the ages and drain durations observed since the last time. Called before
+   * every scrape; connection counts need no call (they are shared).
+   */
+  async refreshStats(): Promise<void> {
+    if (this.pool === undefined) return;
+    const snapshots: WorkerSnapshot[] = await this.pool.snapshots();
+    const merged = mergeWorkerSnapshots(snapshots);
+    for (const p of this.proxier.servicePorts()) p.remote = merged.ports.get(p.servicePort);
+    this.#workerFaults = merged.faults;
+    this.#workerConnections = snapshots.map((s) => s.connections);
+    for (const [protocol, ages] of merged.ages) {
+      const h = child(this.metrics.connectionAge, 'protocol', protocol);
+      for (const a of ages) h.observe(a);
+    }
+    for (const [outcome, secs] of merged.drainSeconds) {
+      const h = child(this.metrics.drainDuration, 'outcome', outcome);
+      for (const d of secs) h.observe(d);
+    }
+  }
+
+  #workerFaults: ReadonlyMap<string, number> = new Map();
+  #workerConnections: number[] = [];
+
+  /** Open connections in the workers, as of the last refresh, per worker. */
+  get workerConnections(): readonly number[] {
+    return this.#workerConnections;
   }
 
   /**
@@ -374,6 +510,7 @@ export class Daemon {
     // Stop then start: the rules of the previous process still redirect here. Listen on their
     // ports first, before anything else, so the window in which clients are refused ends now.
     if (this.iptables !== undefined) await this.#adoptListeners();
+    await this.pool?.start();
     this.tcpMigrateReq = await enableTcpMigrateReq(this.logger, {
       // Only where the proxy owns the node's network namespace anyway (it writes its iptables);
       // intercept `none` runs in shared namespaces (the demo, tests) and leaves it alone.
@@ -384,6 +521,7 @@ export class Daemon {
     if (addr !== undefined) {
       this.#metricsServer = new MetricsServer({
         registry: this.metrics.registry,
+        refresh: () => this.refreshStats(),
         ready: () => this.ready,
         state: () => this.state(),
         logger: this.logger,
@@ -398,6 +536,7 @@ export class Daemon {
     } catch (err) {
       await this.#metricsServer?.close();
       await this.proxier.stopListening();
+      await this.pool?.terminate();
       throw err;
     }
     this.drains.start();
@@ -460,9 +599,21 @@ export class Daemon {
     return this.#stopping;
   }
 
+  /**
+   * Test seam (DaemonDeps.testSeams): drains every open connection now, in this thread and the
+   * workers, as the drain controller would (wire tests drive a drain at a chosen moment).
+   */
+  drainEvery(reason: string, graceMs: number): void {
+    if (this.#deps.testSeams !== true) throw new Error('drainEvery is a test seam');
+    for (const p of this.proxier.servicePorts())
+      for (const c of p.connections) c.drain(reason, graceMs);
+    this.pool?.drainEvery(reason, graceMs);
+  }
+
   /** Closes every connection now (a second signal). */
   forceClose(): void {
     this.proxier.destroyAll();
+    this.pool?.destroyAll();
   }
 
   async #shutdown(): Promise<void> {
@@ -475,11 +626,15 @@ export class Daemon {
     await this.elector?.stop();
     this.drains.stop();
     this.timeouts.stop();
-    const open = this.proxier.connectionCount;
+    // The workers' open connections, drained below with this thread's.
+    const inWorkers = (await this.pool?.snapshots())?.reduce((n, w) => n + w.connections, 0) ?? 0;
+    const open = this.proxier.connectionCount + inWorkers;
     // h2c connections get GOAWAY at once, so their clients reconnect (to the new process in an
     // upgrade) and they close when their streams end; the others are closed at the grace
     // deadline unless they end before. Nothing is reset here: streams run to their end.
-    const draining = this.drains.shutdown(this.config.shutdownGraceMs);
+    const draining = this.drains.shutdown(this.config.shutdownGraceMs) + inWorkers;
+    // The workers drain theirs the same way, and end once they have none (or at the grace).
+    const workersDone = this.pool?.shutdown(this.config.shutdownGraceMs);
     log.info(
       { openConnections: open, draining, graceMs: this.config.shutdownGraceMs },
       'stopped accepting; draining open connections',
@@ -499,6 +654,12 @@ export class Daemon {
       log.warn({ openConnections: left }, 'shutdown grace over; closing the connections left');
       this.proxier.destroyAll();
     }
+    const workersLeft = (await workersDone) ?? 0;
+    if (workersLeft > 0)
+      log.warn(
+        { openConnections: workersLeft },
+        'shutdown grace over; the workers closed the connections left',
+      );
     log.info('stopped');
   }
 
@@ -509,6 +670,8 @@ export class Daemon {
       'service table applied',
     );
     const first = !this.#firstApplied;
+    // The workers get the table (and its endpoint slots) before any listener of it binds.
+    this.pool?.publish(table);
     await this.proxier.apply(table);
     this.#firstApplied = true;
     // The first table may change no listener (none adopted, none new): sync anyway, since
@@ -517,4 +680,24 @@ export class Daemon {
     // The sink counts this table as applied once this returns.
     setImmediate(() => this.#checkReady());
   }
+}
+
+/**
+ * The id a worker's connection has in the drain controller: negative, so it never meets one of
+ * this thread's (positive) connection ids, and unique per worker index.
+ */
+function remoteId(worker: number, local: number): number {
+  return -(local * 1024 + worker + 1);
+}
+
+function* mapIter<A, B>(items: Iterable<A>, f: (a: A) => B): IterableIterator<B> {
+  for (const a of items) yield f(a);
+}
+
+function* sumEntries(
+  a: ReadonlyMap<string, number>,
+  b: ReadonlyMap<string, number>,
+): IterableIterator<[string, number]> {
+  for (const [k, n] of a) yield [k, n + (b.get(k) ?? 0)];
+  for (const [k, n] of b) if (!a.has(k)) yield [k, n];
 }

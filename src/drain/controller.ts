@@ -23,6 +23,16 @@ export interface ServicePortDirectory {
   servicePorts(): Iterable<ServicePortProxy>;
 }
 
+/**
+ * A connection the planner can have drained: one of this thread's, or one a worker thread
+ * holds (dataplane/pool.ts), drained there when asked.
+ */
+export interface DrainHandle {
+  readonly id: number;
+  /** Starts the drain; false when it was already draining or closed. */
+  drain(reason: string, graceMs: number): boolean;
+}
+
 /** How often the planner looks for due drains. */
 const TICK_MS = 100;
 
@@ -50,7 +60,7 @@ export class DrainController {
   readonly #now: () => number;
   readonly #log: Logger;
   /** h2c connections the planner tracks, to carry out its decisions. */
-  readonly #conns = new Map<number, { conn: Connection; owner: ServicePortProxy }>();
+  readonly #conns = new Map<number, { conn: DrainHandle; owner: ServicePortProxy }>();
   readonly #ports: ServicePortDirectory;
   #timer: NodeJS.Timeout | undefined;
 
@@ -105,6 +115,36 @@ export class DrainController {
     this.#conns.set(conn.id, { conn, owner });
     this.#planner.add(conn.id, owner.servicePort, conn.endpoint.key, conn.openedAt, this.#now());
     if (conn.draining) this.#planner.markDraining(conn.id);
+  }
+
+  /**
+   * An h2c connection a worker thread holds (worker threads on): planned here on node-wide
+   * counts like this thread's own, drained there (`handle.drain`). Its id must not collide with
+   * this thread's connection ids (the pool makes them negative).
+   */
+  trackRemote(
+    handle: DrainHandle,
+    servicePort: string,
+    endpoint: string,
+    openedAt: number,
+    draining: boolean,
+  ): void {
+    const owner = this.#ports.get(servicePort);
+    // A Service port already gone from the table is neither aged nor rebalanced.
+    if (owner === undefined) return;
+    this.#conns.set(handle.id, { conn: handle, owner });
+    this.#planner.add(handle.id, servicePort, endpoint, openedAt, this.#now());
+    if (draining) this.#planner.markDraining(handle.id);
+  }
+
+  /** A worker drained one of its tracked connections itself (leaving endpoint, idle, shutdown). */
+  remoteDraining(id: number): void {
+    if (this.#conns.has(id)) this.#planner.markDraining(id);
+  }
+
+  /** A worker's tracked connection closed or went opaque. */
+  forgetRemote(id: number): void {
+    if (this.#conns.delete(id)) this.#planner.remove(id);
   }
 
   closed(conn: Connection, owner: ServicePortProxy): void {
@@ -178,7 +218,7 @@ export class DrainController {
   }
 
   #drain(
-    conn: Connection,
+    conn: DrainHandle,
     owner: ServicePortProxy,
     reason: DrainReason,
     graceMs = this.#config.drainGraceMs,

@@ -1,6 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { EndpointStats } from '../balancer/endpoint-stats.js';
-import type { ServicePortProxy } from '../proxy/service-port-proxy.js';
+import type { EndpointRow, PortStats } from './port-stats.js';
 import type { IptablesSyncStats } from '../iptables/listener-sync.js';
 import type { K8sSourceStats } from '../source/k8s/stats.js';
 import type { ClusterSync } from '../cluster/sync.js';
@@ -22,7 +21,7 @@ import { skewOf } from './state.js';
 
 /** What the metrics read at scrape time. Implemented by the daemon. */
 export interface MetricsView {
-  servicePorts(): Iterable<ServicePortProxy>;
+  servicePorts(): Iterable<PortStats>;
   readonly ready: boolean;
   readonly tableApplies: number;
   /** Rejected updates by source (`file`, `k8s`) and kind (`Service`, `EndpointSlice`, `file`). */
@@ -136,20 +135,20 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
   const all = opts.perEndpoint === true;
 
   /** The Service ports that get series: every one with `perEndpoint`, else those in use. */
-  function* ports(): Iterable<ServicePortProxy> {
+  function* ports(): Iterable<PortStats> {
     for (const p of view.servicePorts()) if (all || p.used) yield p;
   }
 
   /** A value per endpoint, or its sum per Service port (see the module comment). */
-  function* perEndpoint(value: (ep: EndpointStats) => number): Iterable<[Labels, number]> {
+  function* perEndpoint(value: (ep: EndpointRow) => number): Iterable<[Labels, number]> {
     for (const p of ports()) {
       if (all) {
-        for (const ep of p.endpointStats())
+        for (const ep of p.endpoints)
           yield [{ service_port: p.servicePort, endpoint: ep.key }, value(ep)];
         continue;
       }
       let sum = 0;
-      for (const ep of p.endpointStats()) sum += value(ep);
+      for (const ep of p.endpoints) sum += value(ep);
       yield [{ service_port: p.servicePort }, sum];
     }
   }
@@ -191,7 +190,7 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
     ['service_port', 'endpoint', 'reason'],
     function* () {
       for (const p of ports()) {
-        for (const ep of p.endpointStats()) {
+        for (const ep of p.endpoints) {
           for (const [reason, n] of ep.connectFailures) {
             const labels: Labels = all
               ? { service_port: p.servicePort, endpoint: ep.key, reason }
@@ -227,12 +226,7 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
           yield [{ service_port: p.servicePort, direction: 'server_to_client' }, 0];
           continue;
         }
-        let c2s = p.counters.bytesClientToServer;
-        let s2c = p.counters.bytesServerToClient;
-        for (const c of p.connections) {
-          c2s += c.bytesClientToServer;
-          s2c += c.bytesServerToClient;
-        }
+        const [c2s, s2c] = p.bytes;
         yield [{ service_port: p.servicePort, direction: 'client_to_server' }, c2s];
         yield [{ service_port: p.servicePort, direction: 'server_to_client' }, s2c];
       }
@@ -251,7 +245,7 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
           'not-ready': 0,
           removed: 0,
         };
-        for (const ep of p.endpointStats()) counts[ep.status] = (counts[ep.status] ?? 0) + 1;
+        for (const ep of p.endpoints) counts[ep.status] = (counts[ep.status] ?? 0) + 1;
         for (const [state, n] of Object.entries(counts))
           yield [{ service_port: p.servicePort, state }, n];
       }
@@ -263,7 +257,7 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
     'Max over mean active connections across the eligible endpoints of a Service port; 1 is perfectly balanced.',
     ['service_port'],
     function* () {
-      for (const p of ports()) yield [{ service_port: p.servicePort }, skewOf(p.endpointStats())];
+      for (const p of ports()) yield [{ service_port: p.servicePort }, skewOf(p.endpoints)];
     },
   );
   gauge(
@@ -299,9 +293,9 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
       for (const p of view.servicePorts()) {
         if (!p.used) continue;
         let active = 0;
-        for (const ep of p.endpointStats()) active += ep.active;
+        for (const ep of p.endpoints) active += ep.active;
         if (active === 0) continue;
-        const skew = skewOf(p.endpointStats());
+        const skew = skewOf(p.endpoints);
         let i = SKEW_BUCKETS.findIndex((b) => skew <= b);
         if (i < 0) i = SKEW_BUCKETS.length;
         for (let j = i; j < counts.length; j++) counts[j] = (counts[j] ?? 0) + 1;
@@ -357,7 +351,7 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
   );
 
   const perPort = <K extends string>(
-    pick: (p: ServicePortProxy) => Iterable<[K, number]>,
+    pick: (p: PortStats) => Iterable<[K, number]>,
     label: string,
   ): (() => Iterable<[Labels, number]>) =>
     function* () {

@@ -5,6 +5,11 @@ import type { Logger } from '../log.js';
 import type { DebugState } from './state.js';
 
 export interface MetricsServerOptions {
+  /**
+   * Brings in figures kept elsewhere (the worker threads') before /metrics and /debug/state
+   * are rendered. Resolves even when some are missing.
+   */
+  readonly refresh?: () => Promise<void>;
   readonly registry: Registry;
   readonly ready: () => boolean;
   readonly state: () => DebugState;
@@ -140,17 +145,20 @@ export class MetricsServer {
     if (snap !== undefined && busy && now - snap.at < SNAPSHOT_MAX_AGE_MS)
       return Promise.resolve(snap.text);
     this.stats.renders++;
-    const rendering = this.#opts.registry.metrics().then(
-      (text) => {
-        this.#snapshot = { text, at: now };
-        this.#rendering = undefined;
-        return text;
-      },
-      (err: unknown) => {
-        this.#rendering = undefined;
-        throw err;
-      },
-    );
+    const refresh = this.#opts.refresh?.() ?? Promise.resolve();
+    const rendering = refresh
+      .then(() => this.#opts.registry.metrics())
+      .then(
+        (text) => {
+          this.#snapshot = { text, at: now };
+          this.#rendering = undefined;
+          return text;
+        },
+        (err: unknown) => {
+          this.#rendering = undefined;
+          throw err;
+        },
+      );
     this.#rendering = rendering;
     return rendering;
   }
@@ -171,6 +179,7 @@ export class MetricsServer {
             ? send(res, 200, 'text/plain', 'ready\n')
             : send(res, 503, 'text/plain', 'not ready: no service table applied yet\n');
         case '/debug/state':
+          await this.#opts.refresh?.();
           return send(
             res,
             200,

@@ -1,5 +1,4 @@
-import type { EndpointStats } from '../balancer/endpoint-stats.js';
-import type { ServicePortProxy } from '../proxy/service-port-proxy.js';
+import type { PortStats } from './port-stats.js';
 import type { ClusterState } from '../cluster/sync.js';
 
 /** One endpoint row of /debug/state and `kube-lc-proxy status`. */
@@ -44,7 +43,9 @@ export interface DebugState {
 }
 
 /** max/mean of active connections over the eligible endpoints; 1 when there are none. */
-export function skewOf(endpoints: Iterable<EndpointStats>): number {
+export function skewOf(
+  endpoints: Iterable<{ readonly eligible: boolean; readonly active: number }>,
+): number {
   let n = 0;
   let sum = 0;
   let max = 0;
@@ -57,19 +58,6 @@ export function skewOf(endpoints: Iterable<EndpointStats>): number {
   return n === 0 || sum === 0 ? 1 : max / (sum / n);
 }
 
-/** Live bytes per endpoint: closed connections' totals plus every open connection's. */
-function liveBytes(owner: ServicePortProxy): Map<EndpointStats, [number, number]> {
-  const out = new Map<EndpointStats, [number, number]>();
-  for (const c of owner.connections) {
-    if (c.endpoint === undefined) continue;
-    const b = out.get(c.endpoint) ?? [0, 0];
-    b[0] += c.bytesClientToServer;
-    b[1] += c.bytesServerToClient;
-    out.set(c.endpoint, b);
-  }
-  return out;
-}
-
 /**
  * Builds the /debug/state view. Service ports that share a key (a retired one whose
  * connections outlive an address change, and its successor) are listed separately.
@@ -77,17 +65,14 @@ function liveBytes(owner: ServicePortProxy): Map<EndpointStats, [number, number]
 export function debugState(
   ready: boolean,
   tableVersion: number,
-  ports: Iterable<ServicePortProxy>,
+  ports: Iterable<PortStats>,
   rebalancing: (servicePort: string) => boolean = () => false,
 ): DebugState {
   const servicePorts: ServicePortState[] = [];
   for (const p of ports) {
-    p.refreshWeights();
-    const live = liveBytes(p);
-    const stats = [...p.endpointStats()];
+    const stats = p.endpoints;
     const endpoints: EndpointState[] = [];
     for (const ep of stats) {
-      const b = live.get(ep) ?? [0, 0];
       endpoints.push({
         endpoint: ep.key,
         state: ep.status,
@@ -97,8 +82,8 @@ export function debugState(
         draining: ep.draining,
         total: ep.total,
         openStreams: ep.openStreams,
-        bytesClientToServer: ep.bytesClientToServer + b[0],
-        bytesServerToClient: ep.bytesServerToClient + b[1],
+        bytesClientToServer: ep.bytesClientToServer,
+        bytesServerToClient: ep.bytesServerToClient,
         ...(ep.endpoint.targetRef !== undefined ? { targetRef: ep.endpoint.targetRef } : {}),
       });
     }

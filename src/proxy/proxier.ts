@@ -207,8 +207,10 @@ export class Proxier {
       const results = await Promise.all(
         proxies.map((p) => {
           const l = early.get(p.servicePort);
+          // Bound in this thread even with worker threads: the workers know no table yet. The
+          // first `apply` hands these listeners to them (see ServicePortProxy.handOver).
           if (l === undefined || l.address.port !== this.#adopted.get(p.servicePort)?.proxyPort)
-            return this.#bind(p);
+            return this.#bind(p, true);
           early.delete(p.servicePort);
           const addr = p.adoptServer(l.server, l.held);
           this.#opts.logger.info(
@@ -332,6 +334,7 @@ export class Proxier {
     if (bound.some(Boolean)) listenersChanged = true;
     // Adopted listeners now know their endpoints (or were retired): their clients go on.
     this.#releaseHeld();
+    if (this.#opts.remoteListeners !== undefined) await this.#handOver();
     if (listenersChanged) this.#opts.onListenersChanged?.();
     this.#scheduleRetry();
   }
@@ -400,7 +403,24 @@ export class Proxier {
     if (this.#portOf.get(key) === port) this.#portOf.delete(key);
   }
 
-  async #bind(proxy: ServicePortProxy): Promise<boolean> {
+  /** Worker threads: listeners this thread bound at start go to the workers. */
+  async #handOver(): Promise<void> {
+    await Promise.all(
+      [...this.#ports.values()]
+        .filter((p) => p.listeningHere)
+        .map((p) =>
+          p.handOver().catch((err: unknown) => {
+            // This thread keeps serving the port; the next table tries again.
+            this.#opts.logger.error(
+              { servicePort: p.servicePort, err: describeError(err) },
+              'cannot hand an adopted listener to the workers; this thread keeps it',
+            );
+          }),
+        ),
+    );
+  }
+
+  async #bind(proxy: ServicePortProxy, here = false): Promise<boolean> {
     const sp = proxy.spec;
     const none = this.#opts.intercept === 'none';
     const host = none ? sp.clusterIP : (this.#opts.redirectListenHost ?? '0.0.0.0');
@@ -412,7 +432,7 @@ export class Proxier {
           code: 'ERANGEFULL',
         });
       }
-      const addr = await proxy.listen(host, port);
+      const addr = await proxy.listen(host, port, here);
       const recovered = [...this.#loggedFailures].some((k) => k.startsWith(logged));
       for (const k of [...this.#loggedFailures])
         if (k.startsWith(logged)) this.#loggedFailures.delete(k);

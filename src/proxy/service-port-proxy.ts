@@ -1,5 +1,9 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { LeastConnBalancer, type EndpointChange } from '../balancer/least-conn.js';
+import {
+  LeastConnBalancer,
+  type EndpointChange,
+  type SharedSlots,
+} from '../balancer/least-conn.js';
 import { EndpointStats } from '../balancer/endpoint-stats.js';
 import type { Endpoint, ServicePort } from '../servicetable/types.js';
 import {
@@ -30,6 +34,32 @@ export interface ServicePortProxyOptions {
   readonly faultHook?: (conn: Connection | undefined, point: FaultPoint) => void;
   /** A connection event handler threw: the connection was closed, the rest go on. */
   readonly onFault?: (owner: ServicePortProxy, point: FaultPoint, err: unknown) => void;
+  /**
+   * Worker threads: where a Service port's endpoints count, node-wide (see shared-counts.ts).
+   * Unset: counts are this thread's.
+   */
+  readonly sharedSlots?: ((servicePort: string) => SharedSlots | undefined) | undefined;
+  /**
+   * Worker threads, main thread: the listeners are the workers' (see dataplane/pool.ts); this
+   * thread binds only listeners adopted at start, until it hands them over.
+   */
+  readonly remoteListeners?: RemoteListeners | undefined;
+  /** Cluster estimates were set for a Service port (worker threads: they get them too). */
+  readonly onCluster?:
+    | ((
+        servicePort: string,
+        others: ReadonlyMap<string, number> | undefined,
+        herdStep: number,
+        reserved: readonly string[],
+      ) => void)
+    | undefined;
+}
+
+/** Listeners bound elsewhere (in every worker thread), on the main thread's behalf. */
+export interface RemoteListeners {
+  /** Binds `host:port` for a Service port in every worker; rejects with the bind error. */
+  listen(servicePort: string, host: string, port: number): Promise<void>;
+  unlisten(servicePort: string): Promise<void>;
 }
 
 /** Connections held, at most, by a listener adopted before the first service table. */
@@ -79,10 +109,16 @@ export function bump<K>(map: Map<K, number>, key: K, n = 1): void {
   map.set(key, (map.get(key) ?? 0) + n);
 }
 
-/** A row of zeros for an endpoint of a Service port that has no balancer yet. */
-function idleStats(ep: Endpoint): EndpointStats {
+/**
+ * A row for an endpoint of a Service port that has no balancer yet: zeros, or the node-wide
+ * counts when they are shared (worker threads count connections this thread has no balancer for).
+ */
+function idleStats(ep: Endpoint, shared?: SharedSlots): EndpointStats {
   const stats = new EndpointStats(ep);
   stats.eligible = ep.eligible;
+  const slot = shared?.slotOf(ep.key);
+  if (shared !== undefined && slot !== undefined)
+    stats.share({ counts: shared.counts, slot, region: shared.region });
   return stats;
 }
 
@@ -105,6 +141,24 @@ function tableChanges(before: readonly Endpoint[], after: readonly Endpoint[]): 
     changes.push({ stats, previous: ep.state, current: 'removed' });
   }
   return changes;
+}
+
+/** What the worker threads report of one Service port, summed over them. */
+export interface RemotePortFigures {
+  readonly counters: ServicePortCounters;
+  /** Connections open in the workers. */
+  readonly connections: number;
+  readonly faults: ReadonlyMap<string, number>;
+  /** Per endpoint: connections established, connect failures by reason, bytes (live included). */
+  readonly endpoints: ReadonlyMap<
+    string,
+    {
+      readonly total: number;
+      readonly connectFailures: ReadonlyMap<string, number>;
+      readonly bytesClientToServer: number;
+      readonly bytesServerToClient: number;
+    }
+  >;
 }
 
 /** The connections of a Service port that never had one (one shared empty set). */
@@ -130,6 +184,13 @@ export class ServicePortProxy implements ConnectionHost {
   #counters: ServicePortCounters | undefined;
   /** Where the listener is bound, once it is. */
   address: AddressInfo | undefined;
+  /** The workers listen for this Service port (worker threads, main thread). */
+  #remoteListening = false;
+  /**
+   * Figures of this Service port in the worker threads, summed, as of the last snapshot (main
+   * thread, worker threads on). Read by the stats view (metrics/port-stats.ts).
+   */
+  remote: RemotePortFigures | undefined;
   readonly #opts: ServicePortProxyOptions;
   #server: Server | undefined;
   /** Accepted, paused clients waiting for the first service table (adopted listener). */
@@ -159,6 +220,7 @@ export class ServicePortProxy implements ConnectionHost {
       now: this.#opts.now,
       random: this.#opts.random,
       slowStartWindowMs: this.#opts.slowStartWindowMs,
+      shared: this.#opts.sharedSlots?.(this.#servicePort.key),
     });
     b.update(this.#servicePort.endpoints);
     this.#balancer = b;
@@ -170,7 +232,22 @@ export class ServicePortProxy implements ConnectionHost {
    * table while no balancer exists (reading them does not make one).
    */
   endpointStats(): Iterable<EndpointStats> {
-    return this.#balancer?.endpoints() ?? this.#servicePort.endpoints.map(idleStats);
+    if (this.#balancer !== undefined) return this.#balancer.endpoints();
+    const shared = this.#opts.sharedSlots?.(this.#servicePort.key);
+    return this.#servicePort.endpoints.map((ep) => idleStats(ep, shared));
+  }
+
+  /**
+   * Cluster estimates for this Service port (see LeastConnBalancer.setCluster), for this
+   * thread's balancer and, with worker threads, theirs.
+   */
+  setCluster(
+    others: ReadonlyMap<string, number> | undefined,
+    herdStep = 0,
+    reserved: readonly string[] = [],
+  ): void {
+    this.balancer.setCluster(others, herdStep, reserved);
+    this.#opts.onCluster?.(this.servicePort, others, herdStep, reserved);
   }
 
   /** Brings slow-start weights up to date, if there is a balancer (see LeastConnBalancer). */
@@ -201,10 +278,20 @@ export class ServicePortProxy implements ConnectionHost {
    * never used have all-zero counters: the default metrics leave them out.
    */
   get used(): boolean {
+    return this.#counters !== undefined || this.remote !== undefined;
+  }
+
+  /** Whether this thread counted anything for this Service port (reading `counters` makes them). */
+  get hasCounters(): boolean {
     return this.#counters !== undefined;
   }
 
   get listening(): boolean {
+    return this.#remoteListening || (this.#server?.listening ?? false);
+  }
+
+  /** Whether this thread holds a listening socket of its own (not the workers'). */
+  get listeningHere(): boolean {
     return this.#server?.listening ?? false;
   }
 
@@ -250,7 +337,15 @@ export class ServicePortProxy implements ConnectionHost {
    * the same address at the same time. Rejects with the socket error (EADDRINUSE,
    * EADDRNOTAVAIL, ...).
    */
-  listen(host: string, port: number): Promise<AddressInfo> {
+  listen(host: string, port: number, here = false): Promise<AddressInfo> {
+    const remote = this.#opts.remoteListeners;
+    if (remote !== undefined && !here) {
+      return remote.listen(this.servicePort, host, port).then(() => {
+        this.#remoteListening = true;
+        this.address = { address: host, family: host.includes(':') ? 'IPv6' : 'IPv4', port };
+        return this.address;
+      });
+    }
     const server = createServer(
       {
         allowHalfOpen: true,
@@ -298,12 +393,34 @@ export class ServicePortProxy implements ConnectionHost {
   stopListening(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
+    if (this.#remoteListening) {
+      this.#remoteListening = false;
+      const done = this.#opts.remoteListeners?.unlisten(this.servicePort);
+      if (server === undefined) return done ?? Promise.resolve();
+    }
     // Held clients never reached an endpoint: reset, as a refused connect would tell them.
     for (const c of this.#held ?? []) if (!c.destroyed) c.resetAndDestroy();
     this.#held = undefined;
     if (server === undefined) return Promise.resolve();
     server.close();
     return new Promise((resolve) => setImmediate(resolve));
+  }
+
+  /**
+   * Worker threads, main thread: a listener this thread bound at start (adopted from the rules
+   * of a previous process) is handed to the workers: they bind the same address (SO_REUSEPORT),
+   * then this one closes (tcp_migrate_req moves its queue to theirs). Connections it accepted
+   * stay here until they end. Rejects, keeping this listener, when the workers cannot bind.
+   */
+  async handOver(): Promise<void> {
+    const remote = this.#opts.remoteListeners;
+    const server = this.#server;
+    if (remote === undefined || server === undefined || this.holding) return;
+    const addr = this.address as AddressInfo;
+    await remote.listen(this.servicePort, addr.address, addr.port);
+    this.#remoteListening = true;
+    this.#server = undefined;
+    server.close();
   }
 
   #onConnection = (client: Socket): void => {

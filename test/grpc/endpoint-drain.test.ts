@@ -34,10 +34,9 @@ function clients(n: number): EchoClientHandle[] {
   return cs;
 }
 
-const endpointState = (d: TestDaemon, ip: string) =>
-  [...(d.daemon.proxier.get('default/echo:grpc')?.balancer.endpoints() ?? [])].find(
-    (e) => e.key === `${ip}:9000`,
-  );
+const endpointState = async (d: TestDaemon, ip: string) =>
+  (await d.portStats('default/echo:grpc'))?.endpoints.find((e) => e.key === `${ip}:9000`);
+const counters = async (d: TestDaemon) => (await d.portStats('default/echo:grpc'))?.counters;
 
 describe('draining a leaving endpoint with real grpc-js clients', () => {
   it('an endpoint marked terminating in the file: its connections get GOAWAY within 1 s, close when their RPCs end, no RPC fails', async () => {
@@ -46,7 +45,7 @@ describe('draining a leaving endpoint with real grpc-js clients', () => {
     cleanups.push(() => d.stop());
     const cs = clients(10);
     await Promise.all(cs.map((c) => c.who()));
-    const first = endpointState(d, IPS[0] as string);
+    const first = await endpointState(d, IPS[0] as string);
     expect(first?.active).toBe(5);
     // Steady 200 ms RPCs on every channel while the endpoint leaves.
     const load = Promise.all(cs.map((c) => steadyLoad(c, 10, 4000, 200)));
@@ -59,16 +58,15 @@ describe('draining a leaving endpoint with real grpc-js clients', () => {
         IPS[1] as string,
       ]),
     ]);
-    const port = d.daemon.proxier.get('default/echo:grpc');
     await waitFor(
       'GOAWAY to every connection of the endpoint',
-      () => (port?.counters.drainsStarted.get('endpoint_terminating') ?? 0) === 5,
+      async () => ((await counters(d))?.drainsStarted.get('endpoint_terminating') ?? 0) === 5,
       1000,
     );
     const goawayWithin = Date.now() - t0;
     await waitFor(
       'its connections closed',
-      () => endpointState(d, IPS[0] as string)?.draining === 0,
+      async () => (await endpointState(d, IPS[0] as string))?.draining === 0,
       3000,
     );
     const results = await load;
@@ -76,8 +74,8 @@ describe('draining a leaving endpoint with real grpc-js clients', () => {
     expect(results.flatMap((r) => [...r.errors.keys()])).toEqual([]);
     expect(failed).toBe(0);
     expect(goawayWithin).toBeLessThan(1000);
-    expect(port?.counters.drainsEnded.get('graceful')).toBe(5);
-    expect(endpointState(d, IPS[1] as string)?.active).toBe(10);
+    expect((await counters(d))?.drainsEnded.get('graceful')).toBe(5);
+    expect((await endpointState(d, IPS[1] as string))?.active).toBe(10);
   });
 
   it('a server stream longer than the drain grace is closed at the deadline and counted as forced', async () => {
@@ -93,10 +91,12 @@ describe('draining a leaving endpoint with real grpc-js clients', () => {
     const stream = c.ticks(60, 100); // 6 s of messages
     await expect(stream).rejects.toMatchObject({ code: expect.any(Number) });
     const took = Date.now() - started;
-    const port = d.daemon.proxier.get('default/echo:grpc');
-    await waitFor('forced drain counted', () => port?.counters.drainsEnded.get('forced') === 1);
+    await waitFor(
+      'forced drain counted',
+      async () => (await counters(d))?.drainsEnded.get('forced') === 1,
+    );
     expect(took).toBeLessThan(3000);
-    expect(port?.counters.drainsStarted.get('max_age')).toBe(1);
+    expect((await counters(d))?.drainsStarted.get('max_age')).toBe(1);
   });
 
   it('SIGTERM drains h2c connections: an RPC in flight completes, then the proxy exits 0 before the grace', async () => {

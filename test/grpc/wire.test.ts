@@ -4,7 +4,6 @@ import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLIENT_PREFACE, Flag, FrameType } from '../../src/h2/frame.js';
-import type { Connection } from '../../src/proxy/connection.js';
 import { selfSignedCertificate } from '../support/apiserver/tls.js';
 import { startTcpBackend, waitFor } from '../support/backends.js';
 import { startTestDaemon, type TestDaemon } from '../support/daemon.js';
@@ -43,10 +42,13 @@ async function daemon(config: Parameters<typeof startTestDaemon>[1] = {}): Promi
   return d;
 }
 
-function onlyConnection(d: TestDaemon): Connection {
-  const conns = [...(d.daemon.proxier.get('default/echo:grpc')?.connections ?? [])];
-  expect(conns).toHaveLength(1);
-  return conns[0] as Connection;
+/**
+ * Drains the one open connection now (the test seam of the daemon: the connection may live in
+ * a worker thread).
+ */
+async function drainOnly(d: TestDaemon, reason: string, graceMs: number): Promise<void> {
+  expect((await d.portStats('default/echo:grpc'))?.connections).toBe(1);
+  d.daemon.drainEvery(reason, graceMs);
 }
 
 function server(onFrame: Parameters<typeof rawServer>[2]): Promise<RawServer> {
@@ -56,7 +58,7 @@ function server(onFrame: Parameters<typeof rawServer>[2]): Promise<RawServer> {
   });
 }
 
-const counters = (d: TestDaemon) => d.daemon.proxier.get('default/echo:grpc')?.counters;
+const counters = async (d: TestDaemon) => (await d.portStats('default/echo:grpc'))?.counters;
 
 describe('GOAWAY injection on the wire', () => {
   it('never injects inside a header block split by CONTINUATION frames', async () => {
@@ -79,7 +81,7 @@ describe('GOAWAY injection on the wire', () => {
     cleanups.push(() => c.socket.destroy());
     c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
     await c.waitFor('response HEADERS', (r) => r.frames.some((f) => f.type === FrameType.HEADERS));
-    onlyConnection(d).drain('endpoint_terminating', 5000);
+    await drainOnly(d, 'endpoint_terminating', 5000);
     await c.waitFor('GOAWAY', (r) => r.frames.some((f) => f.type === FrameType.GOAWAY));
     const types = c.received.types();
     // The GOAWAY may come at any frame boundary after the header block ends, never inside it.
@@ -118,11 +120,9 @@ describe('GOAWAY injection on the wire', () => {
     c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
     await waitFor(
       'stream open',
-      () =>
-        (d.daemon.proxier.get('default/echo:grpc')?.balancer.endpoints().next().value
-          ?.openStreams ?? 0) === 1,
+      async () => (await d.portStats('default/echo:grpc'))?.endpoints[0]?.openStreams === 1,
     );
-    onlyConnection(d).drain('max_age', 5000);
+    await drainOnly(d, 'max_age', 5000);
     await c.waitFor('PING', (r) => r.frames.some((f) => f.type === FrameType.PING));
     const ourPing = c.received.frames.find((f) => f.type === FrameType.PING);
     const ended = once(c.socket, 'end');
@@ -133,8 +133,11 @@ describe('GOAWAY injection on the wire', () => {
     expect(
       toServer.filter((f) => f.type === FrameType.PING).map((f) => [f.flags, f.payload.toString()]),
     ).toEqual([[0, 'clientpg']]);
-    await waitFor('drain counted', () => counters(d)?.drainsEnded.get('graceful') === 1);
-    expect(counters(d)?.drainedStreamsNormal).toBe(1);
+    await waitFor(
+      'drain counted',
+      async () => (await counters(d))?.drainsEnded.get('graceful') === 1,
+    );
+    expect((await counters(d))?.drainedStreamsNormal).toBe(1);
   });
 
   it('never injects after the server sent its own GOAWAY', async () => {
@@ -147,15 +150,18 @@ describe('GOAWAY injection on the wire', () => {
     cleanups.push(() => c.socket.destroy());
     c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
     await c.waitFor('server GOAWAY', (r) => r.frames.some((f) => f.type === FrameType.GOAWAY));
-    await waitFor('GOAWAY seen', () => counters(d)?.serverGoaways === 1);
-    onlyConnection(d).drain('max_age', 300);
+    await waitFor('GOAWAY seen', async () => (await counters(d))?.serverGoaways === 1);
+    await drainOnly(d, 'max_age', 300);
     await once(c.socket, 'close');
     expect(
       c.received.frames
         .filter((f) => f.type === FrameType.GOAWAY)
         .map((f) => f.payload.readUInt32BE(0)),
     ).toEqual([1]);
-    await waitFor('forced drain counted', () => counters(d)?.drainsEnded.get('forced') === 1);
+    await waitFor(
+      'forced drain counted',
+      async () => (await counters(d))?.drainsEnded.get('forced') === 1,
+    );
   });
 
   it('a drain asked for before the first byte starts once the connection turns out to be h2c', async () => {
@@ -168,14 +174,14 @@ describe('GOAWAY injection on the wire', () => {
     await once(s, 'connect');
     await waitFor(
       'connection',
-      () => (d.daemon.proxier.get('default/echo:grpc')?.connections.size ?? 0) === 1,
+      async () => (await d.portStats('default/echo:grpc'))?.connections === 1,
     );
     const received = new FrameRecorder(false);
     s.on('data', (b: Buffer) => received.push(b));
-    onlyConnection(d).drain('endpoint_removed', 5000);
+    await drainOnly(d, 'endpoint_removed', 5000);
     s.write(Buffer.concat([CLIENT_PREFACE, settings()]));
     await waitFor('GOAWAY', () => received.frames.some((f) => f.type === FrameType.GOAWAY));
-    expect(counters(d)?.protocols.get('h2c')).toBe(1);
+    expect((await counters(d))?.protocols.get('h2c')).toBe(1);
   });
 
   it('counts an h2c connection that loses sync once, as h2c plus a desync', async () => {
@@ -187,9 +193,9 @@ describe('GOAWAY injection on the wire', () => {
     const c = await rawClient(VIP, 8080);
     cleanups.push(() => c.socket.destroy());
     c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
-    await waitFor('desync', () => (counters(d)?.desyncs.size ?? 0) === 1);
-    expect([...(counters(d)?.protocols ?? [])]).toEqual([['h2c', 1]]);
-    expect([...(counters(d)?.desyncs.keys() ?? [])]).toEqual(['stream-id']);
+    await waitFor('desync', async () => ((await counters(d))?.desyncs.size ?? 0) === 1);
+    expect([...((await counters(d))?.protocols ?? [])]).toEqual([['h2c', 1]]);
+    expect([...((await counters(d))?.desyncs.keys() ?? [])]).toEqual(['stream-id']);
   });
 
   it('passes HTTP/1.1 through byte for byte and never drains it for age', async () => {
@@ -210,8 +216,8 @@ describe('GOAWAY injection on the wire', () => {
     s.write('more');
     await waitFor('more', () => Buffer.concat(got).length === req.length + 4);
     expect(Buffer.concat(got).equals(Buffer.concat([req, Buffer.from('more')]))).toBe(true);
-    expect(counters(d)?.protocols.get('opaque')).toBe(1);
-    expect(counters(d)?.drainsStarted.size).toBe(0);
+    expect((await counters(d))?.protocols.get('opaque')).toBe(1);
+    expect((await counters(d))?.drainsStarted.size).toBe(0);
   });
 
   it('passes TLS (ALPN h2) through untouched', async () => {
@@ -245,7 +251,7 @@ describe('GOAWAY injection on the wire', () => {
     expect(digest.equals(createHash('sha256').update(payload).digest())).toBe(true);
     await new Promise((r) => setTimeout(r, 400));
     expect(c.destroyed).toBe(false);
-    expect(counters(d)?.protocols.get('opaque')).toBe(1);
-    expect(counters(d)?.drainsStarted.size).toBe(0);
+    expect((await counters(d))?.protocols.get('opaque')).toBe(1);
+    expect((await counters(d))?.drainsStarted.size).toBe(0);
   });
 });

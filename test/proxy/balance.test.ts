@@ -101,8 +101,12 @@ describe('least-connection balancing from a manifests file', () => {
   it('resets the client when no endpoint accepts, and counts it', async () => {
     d = await startTestDaemon([svc, endpointSlice('echo-1', ips(2))], { maxConnectAttempts: 2 });
     await expect(connectGreeted(VIP, 8080, 2000)).rejects.toThrow();
-    const port = d.daemon.proxier.get('default/echo:grpc');
-    await waitFor('turned-away count', () => (port?.counters.turnedAway.get('refused') ?? 0) === 1);
+    const t = d;
+    await waitFor(
+      'turned-away count',
+      async () =>
+        ((await t.portStats('default/echo:grpc'))?.counters.turnedAway.get('refused') ?? 0) === 1,
+    );
     const metrics = await (await fetch(`${d.metricsUrl}/metrics`)).text();
     expect(metrics).toContain(
       'kube_lc_proxy_clients_turned_away_total{service_port="default/echo:grpc",reason="refused"} 1',

@@ -11,6 +11,7 @@ import {
   type TcpBackend,
 } from '../support/backends.js';
 import { startTestDaemon, type TestDaemon } from '../support/daemon.js';
+import type { DaemonConfig } from '../../src/daemon/daemon.js';
 import { endpointSlice, service } from '../support/objects.js';
 
 // Addresses of this file: 127.0.2.0/24.
@@ -24,17 +25,32 @@ afterEach(async () => {
   cleanups.length = 0;
 });
 
-async function setup(backendIps = ips(2)): Promise<{ d: TestDaemon; backends: TcpBackend[] }> {
+async function setup(
+  backendIps = ips(2),
+  config: Partial<DaemonConfig> = {},
+): Promise<{ d: TestDaemon; backends: TcpBackend[] }> {
   const backends = await Promise.all(backendIps.map((ip) => startTcpBackend(ip, 9000)));
   cleanups.push(() => Promise.all(backends.map((b) => b.close())));
-  const d = await startTestDaemon([svc, endpointSlice('echo-1', backendIps)]);
+  const d = await startTestDaemon([svc, endpointSlice('echo-1', backendIps)], config);
   cleanups.push(() => d.stop());
   return { d, backends };
 }
 
+/**
+ * The Connection objects, for the tests that look inside one (socket pause state, keepalive):
+ * those run the data path on the test's thread (`workers: 0`); the code is the same in a worker.
+ */
 function openConnections(d: TestDaemon): Connection[] {
   return [...(d.daemon.proxier.get('default/echo:grpc')?.connections ?? [])];
 }
+
+/** Open connections, node-wide (worker threads included). */
+async function openCount(d: TestDaemon): Promise<number> {
+  return (await d.portStats('default/echo:grpc'))?.connections ?? 0;
+}
+
+/** Inside-the-connection tests: the data path on this thread. */
+const HERE = { workers: 0 } as const;
 
 function readAll(s: Socket): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -72,7 +88,7 @@ describe('data path', () => {
     c.socket.end(payload);
     const echoed = await received;
     expect(sha(echoed)).toBe(sha(payload));
-    await waitFor('connection closed', () => openConnections(d).length === 0);
+    await waitFor('connection closed', async () => (await openCount(d)) === 0);
   });
 
   it('half-close from the client: the reply still arrives after the client FIN', async () => {
@@ -81,7 +97,7 @@ describe('data path', () => {
     const received = readAll(c.socket);
     c.socket.end('ping after fin?\n');
     expect(String(await received)).toBe('ping after fin?\n');
-    await waitFor('connection closed', () => openConnections(d).length === 0);
+    await waitFor('connection closed', async () => (await openCount(d)) === 0);
   });
 
   it('half-close from the server: the client can still send after the server FIN', async () => {
@@ -103,7 +119,7 @@ describe('data path', () => {
     s.end('late data\n');
     await gotEnd;
     expect(got).toBe('late data\n');
-    await waitFor('connection closed', () => openConnections(d).length === 0);
+    await waitFor('connection closed', async () => (await openCount(d)) === 0);
   });
 
   it('a client that does not read makes the proxy pause the server, not buffer', async () => {
@@ -118,7 +134,7 @@ describe('data path', () => {
       s.on('drain', pump);
       pump();
     });
-    const d = await startTestDaemon([svc, endpointSlice('echo-1', ips(1))]);
+    const d = await startTestDaemon([svc, endpointSlice('echo-1', ips(1))], HERE);
     cleanups.push(() => d.stop());
     const s = connect({ host: VIP, port: 8080 });
     cleanups.push(() => s.destroy());
@@ -145,7 +161,7 @@ describe('data path', () => {
 
   it('a server that does not read makes the proxy pause the client, not buffer', async () => {
     await customBackend(ips(1)[0] as string, (s) => s.pause());
-    const d = await startTestDaemon([svc, endpointSlice('echo-1', ips(1))]);
+    const d = await startTestDaemon([svc, endpointSlice('echo-1', ips(1))], HERE);
     cleanups.push(() => d.stop());
     const s = connect({ host: VIP, port: 8080 });
     cleanups.push(() => s.destroy());
@@ -176,7 +192,7 @@ describe('data path', () => {
   });
 
   it('switches TCP keepalive on only for connections that last', async () => {
-    const { d } = await setup(ips(1));
+    const { d } = await setup(ips(1), HERE);
     const c = await connectGreeted(VIP, 8080);
     cleanups.push(() => c.socket.destroy());
     const proxy = d.daemon.proxier.get('default/echo:grpc');
@@ -198,11 +214,9 @@ describe('data path', () => {
       );
     }
     cleanups.push(() => clients.forEach((c) => c.socket.destroy()));
-    const proxy = d.daemon.proxier.get('default/echo:grpc');
-    expect(proxy?.connections.size).toBe(2000);
-    expect([...(proxy?.balancer.endpoints() ?? [])].map((e) => e.active)).toEqual([
-      500, 500, 500, 500,
-    ]);
+    const stats = () => d.portStats('default/echo:grpc');
+    expect((await stats())?.connections).toBe(2000);
+    expect((await stats())?.endpoints.map((e) => e.active)).toEqual([500, 500, 500, 500]);
     // A third end cleanly from the client, a third reset, a third are closed by the backends
     // (those clients close when they see the server's FIN, as most clients do).
     clients.forEach((c, i) => {
@@ -214,8 +228,8 @@ describe('data path', () => {
       }
     });
     for (const b of backends) for (const s of b.sockets) s.destroy();
-    await waitFor('every connection closed', () => proxy?.connections.size === 0, 20_000);
-    for (const ep of proxy?.balancer.endpoints() ?? []) {
+    await waitFor('every connection closed', async () => (await openCount(d)) === 0, 20_000);
+    for (const ep of (await stats())?.endpoints ?? []) {
       expect([ep.active, ep.draining, ep.total]).toEqual([0, 0, 500]);
     }
   });

@@ -3,6 +3,7 @@ import { connect as h2connect, createServer as h2server, type Http2Server } from
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DaemonConfig } from '../../src/daemon/daemon.js';
+import type { PortStats } from '../../src/metrics/port-stats.js';
 import { startTcpBackend, waitFor } from '../support/backends.js';
 import { startTestDaemon, type TestDaemon } from '../support/daemon.js';
 import { endpointSlice, service } from '../support/objects.js';
@@ -25,16 +26,18 @@ async function daemon(config: Partial<DaemonConfig>): Promise<TestDaemon> {
   return d;
 }
 
-function port(d: TestDaemon) {
-  const p = d.daemon.proxier.get(KEY);
+/** The Service port's figures, node-wide (worker threads included). */
+async function port(d: TestDaemon): Promise<PortStats> {
+  const p = await d.portStats(KEY);
   if (p === undefined) throw new Error('no service port');
   return p;
 }
 
-const active = (d: TestDaemon): number =>
-  [...port(d).balancer.endpoints()].reduce((n, ep) => n + ep.active + ep.draining, 0);
-const closes = (d: TestDaemon, reason: string): number =>
-  port(d).counters.closes.get(reason as never) ?? 0;
+const active = async (d: TestDaemon): Promise<number> =>
+  (await port(d)).endpoints.reduce((n, ep) => n + ep.active + ep.draining, 0);
+const closes = async (d: TestDaemon, reason: string): Promise<number> =>
+  (await port(d)).counters.closes.get(reason as never) ?? 0;
+const open = async (d: TestDaemon): Promise<number> => (await port(d)).connections;
 
 /** A backend that reads everything and never writes or closes (the half-closed probe). */
 async function silentBackend(): Promise<{ server: Server; sockets: Set<Socket> }> {
@@ -69,20 +72,20 @@ describe('half-closed timeout', () => {
       }),
     );
     cleanups.push(() => clients.forEach((s) => s.destroy()));
-    await waitFor('20 connections established', () => port(d).connections.size === 20);
+    await waitFor('20 connections established', async () => (await open(d)) === 20);
     // The clients go away for good (as a process that exits): the proxy hears nothing more.
     for (const s of clients) s.destroy();
     // Not released by anything but the timeout: still held well before it.
     await new Promise((r) => setTimeout(r, halfClosedTimeoutMs / 4));
-    expect(port(d).connections.size).toBe(20);
+    expect(await open(d)).toBe(20);
     await waitFor(
       'every half-closed connection released',
-      () => port(d).connections.size === 0 && active(d) === 0,
+      async () => (await open(d)) === 0 && (await active(d)) === 0,
       halfClosedTimeoutMs + 5_000,
     );
     // The sweep closes within its interval after the limit (a tenth of it, at most 1 s); the
     // wait above is generous on purpose (no timing assertions).
-    expect(closes(d, 'half_closed_timeout')).toBe(20);
+    expect(await closes(d, 'half_closed_timeout')).toBe(20);
   });
 });
 
@@ -101,8 +104,8 @@ describe('idle timeout', () => {
     s.write('x\n'); // any byte keeps it alive
     await waitFor('echo', () => got.endsWith('x\n'));
     await once(s, 'close');
-    await waitFor('closed for idleness', () => closes(d, 'idle_timeout') === 1);
-    await waitFor('counts back to 0', () => active(d) === 0);
+    await waitFor('closed for idleness', async () => (await closes(d, 'idle_timeout')) === 1);
+    await waitFor('counts back to 0', async () => (await active(d)) === 0);
   });
 
   it('counts a client that never sends a byte as idle', async () => {
@@ -113,11 +116,11 @@ describe('idle timeout', () => {
     s.on('error', () => {});
     cleanups.push(() => s.destroy());
     await once(s, 'connect');
-    await waitFor('established', () => port(d).connections.size === 1);
-    expect([...port(d).connections][0]?.protocol).toBe('pending');
+    await waitFor('established', async () => (await open(d)) === 1);
+    expect((await port(d)).counters.protocols.size).toBe(0); // protocol not known yet
     await once(s, 'close');
-    await waitFor('closed for idleness', () => closes(d, 'idle_timeout') === 1);
-    await waitFor('counts back to 0', () => active(d) === 0);
+    await waitFor('closed for idleness', async () => (await closes(d, 'idle_timeout')) === 1);
+    await waitFor('counts back to 0', async () => (await active(d)) === 0);
   });
 
   it('drains an idle h2c connection with GOAWAY instead of cutting it', async () => {
@@ -143,8 +146,8 @@ describe('idle timeout', () => {
     expect(code).toBe(0); // NO_ERROR: a graceful drain
     expect(String(debug)).toContain('idle');
     await once(client, 'close');
-    expect(port(d).counters.drainsStarted.get('idle')).toBe(1);
-    expect(closes(d, 'idle_timeout')).toBe(0);
-    await waitFor('counts back to 0', () => active(d) === 0);
+    expect((await port(d)).counters.drainsStarted.get('idle')).toBe(1);
+    expect(await closes(d, 'idle_timeout')).toBe(0);
+    await waitFor('counts back to 0', async () => (await active(d)) === 0);
   });
 });

@@ -1,5 +1,6 @@
 import { Daemon, DEFAULT_DAEMON_CONFIG, type DaemonConfig } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/log.js';
+import { portStats, type PortStats } from '../../src/metrics/port-stats.js';
 import { FileSource } from '../../src/source/file.js';
 import { manifestsFile, type ManifestsFile } from './manifests.js';
 
@@ -8,10 +9,22 @@ export interface TestDaemon {
   readonly file: ManifestsFile;
   /** http://host:port of the metrics server. */
   readonly metricsUrl: string;
+  /**
+   * The figures of a Service port as metrics read them, node-wide (worker threads included:
+   * their counters are brought in first).
+   */
+  portStats(servicePort: string): Promise<PortStats | undefined>;
   /** Rewrites the manifests file and waits until the daemon applied it. */
   edit(objects: readonly unknown[]): Promise<void>;
   stop(): Promise<void>;
 }
+
+/**
+ * Worker threads for the data path of test daemons: `KLP_TEST_WORKERS` (CI runs the suite once
+ * without it and once with 2), else none (the data path on the test's own thread). A test that
+ * needs one or the other sets `workers` itself.
+ */
+export const TEST_WORKERS = Number(process.env['KLP_TEST_WORKERS'] ?? 0);
 
 /**
  * A daemon on a watched manifests file, intercept `none`, metrics on 127.0.0.1 port 0. The file
@@ -29,9 +42,10 @@ export async function startTestDaemon(
       ...DEFAULT_DAEMON_CONFIG,
       metricsAddress: { host: '127.0.0.1', port: 0 },
       shutdownGraceMs: 1000,
+      workers: TEST_WORKERS,
       ...config,
     },
-    { source, logger, defaultMetrics: false },
+    { source, logger, defaultMetrics: false, testSeams: true },
   );
   const { metrics } = await daemon.start();
   await daemon.settled();
@@ -39,6 +53,11 @@ export async function startTestDaemon(
     daemon,
     file,
     metricsUrl: metrics === undefined ? '' : `http://127.0.0.1:${metrics.port}`,
+    async portStats(key) {
+      await daemon.refreshStats();
+      const p = daemon.proxier.get(key);
+      return p === undefined ? undefined : portStats(p);
+    },
     async edit(objs) {
       const before = source.stats.applies;
       await file.write(objs);

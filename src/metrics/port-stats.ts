@@ -1,0 +1,129 @@
+import type { EndpointStats, EndpointStatus } from '../balancer/endpoint-stats.js';
+import type { Endpoint, ServicePort } from '../servicetable/types.js';
+import {
+  ServicePortCounters,
+  type RemotePortFigures,
+  type ServicePortProxy,
+} from '../proxy/service-port-proxy.js';
+import type { AddressInfo } from 'node:net';
+
+/** One endpoint of a Service port, as metrics and /debug/state read it. */
+export interface EndpointRow {
+  readonly key: string;
+  readonly endpoint: Endpoint;
+  readonly status: EndpointStatus;
+  readonly eligible: boolean;
+  readonly weight: number;
+  /** Node-wide (every thread's connections). */
+  readonly active: number;
+  readonly draining: number;
+  readonly openStreams: number;
+  readonly total: number;
+  readonly connectFailures: ReadonlyMap<string, number>;
+  /** Bytes of ended connections plus open ones now. */
+  readonly bytesClientToServer: number;
+  readonly bytesServerToClient: number;
+}
+
+/**
+ * The read-only figures of one Service port: what the metrics and /debug/state read, and
+ * nothing else. Node-wide: this thread's connections plus, with worker threads, theirs as of
+ * their last snapshot (counts of connections are live, from the shared counts).
+ */
+export interface PortStats {
+  readonly servicePort: string;
+  readonly spec: ServicePort;
+  readonly address: AddressInfo | undefined;
+  readonly listening: boolean;
+  /** A client ever connected (ports never used have no per-port series by default). */
+  readonly used: boolean;
+  readonly counters: ServicePortCounters;
+  readonly connections: number;
+  /** Bytes client→server and server→client, open connections included. */
+  readonly bytes: readonly [number, number];
+  readonly endpoints: readonly EndpointRow[];
+}
+
+function addEntries<K>(into: Map<K, number>, from: Iterable<[K, number]>): void {
+  for (const [k, n] of from) into.set(k, (into.get(k) ?? 0) + n);
+}
+
+/** This thread's counters plus the workers'. */
+function mergedCounters(p: ServicePortProxy, remote: RemotePortFigures): ServicePortCounters {
+  const out = new ServicePortCounters();
+  const sources = p.used && p.hasCounters ? [p.counters, remote.counters] : [remote.counters];
+  for (const c of sources) {
+    addEntries(out.turnedAway, c.turnedAway);
+    addEntries(out.protocols, c.protocols);
+    addEntries(out.desyncs, c.desyncs);
+    addEntries(out.drainsStarted, c.drainsStarted);
+    addEntries(out.drainsEnded, c.drainsEnded);
+    addEntries(out.closes, c.closes);
+    addEntries(out.acceptErrors, c.acceptErrors);
+    out.serverGoaways += c.serverGoaways;
+    out.drainedStreamsNormal += c.drainedStreamsNormal;
+    out.drainedStreamsReset += c.drainedStreamsReset;
+    out.bytesClientToServer += c.bytesClientToServer;
+    out.bytesServerToClient += c.bytesServerToClient;
+  }
+  return out;
+}
+
+const EMPTY_COUNTERS = new ServicePortCounters();
+
+/** The stats view of `p` now. */
+export function portStats(p: ServicePortProxy): PortStats {
+  const remote = p.remote;
+  // Live bytes of this thread's connections, per endpoint and in all.
+  const live = new Map<EndpointStats, [number, number]>();
+  let c2s = 0;
+  let s2c = 0;
+  for (const c of p.connections) {
+    c2s += c.bytesClientToServer;
+    s2c += c.bytesServerToClient;
+    if (c.endpoint === undefined) continue;
+    const b = live.get(c.endpoint) ?? [0, 0];
+    b[0] += c.bytesClientToServer;
+    b[1] += c.bytesServerToClient;
+    live.set(c.endpoint, b);
+  }
+  p.refreshWeights();
+  const endpoints: EndpointRow[] = [];
+  for (const ep of p.endpointStats()) {
+    const b = live.get(ep) ?? [0, 0];
+    const r = remote?.endpoints.get(ep.key);
+    let failures = ep.connectFailures;
+    if (r !== undefined && r.connectFailures.size > 0) {
+      const m = new Map(failures);
+      addEntries(m, r.connectFailures);
+      failures = m;
+    }
+    endpoints.push({
+      key: ep.key,
+      endpoint: ep.endpoint,
+      status: ep.status,
+      eligible: ep.eligible,
+      weight: ep.weight,
+      active: ep.active,
+      draining: ep.draining,
+      openStreams: ep.openStreams,
+      total: ep.total + (r?.total ?? 0),
+      connectFailures: failures,
+      bytesClientToServer: ep.bytesClientToServer + b[0] + (r?.bytesClientToServer ?? 0),
+      bytesServerToClient: ep.bytesServerToClient + b[1] + (r?.bytesServerToClient ?? 0),
+    });
+  }
+  const counters =
+    remote !== undefined ? mergedCounters(p, remote) : p.hasCounters ? p.counters : EMPTY_COUNTERS;
+  return {
+    servicePort: p.servicePort,
+    spec: p.spec,
+    address: p.address,
+    listening: p.listening,
+    used: p.used,
+    counters,
+    connections: p.connections.size + (remote?.connections ?? 0),
+    bytes: [counters.bytesClientToServer + c2s, counters.bytesServerToClient + s2c],
+    endpoints,
+  };
+}
