@@ -29,6 +29,14 @@ export function formatStatus(state: DebugState): string {
     for (const p of cluster.peerAddresses)
       lines.push(`  peer ${p.address} ${p.up ? 'answers' : 'DOES NOT ANSWER'}`);
   }
+  const w = state.workers;
+  if (w !== undefined) {
+    const restarts = Object.values(w.restarts).reduce((a, b) => a + b, 0);
+    lines.push(
+      `workers: ${w.ready}/${w.configured} ready, connections ${w.perWorker.map((p) => p.connections).join('/')}` +
+        (restarts > 0 ? `, ${restarts} replaced (${w.lostConnections} connections lost)` : ''),
+    );
+  }
   const showCluster = cluster !== undefined;
   lines.push(
     `${pad('Prot', 5)}${pad('ServicePort', 32)}${pad('ClusterIP:Port', 22)}${pad('Listen', 22)}Skew${showCluster ? '  ClusterSkew' : ''}`,

@@ -33,7 +33,7 @@ import type { LevelWithSilent } from 'pino';
 import { SharedCounts, SlotTable } from '../balancer/shared-counts.js';
 import { WorkerPool } from '../dataplane/pool.js';
 import type { H2Event, WorkerSnapshot } from '../dataplane/protocol.js';
-import { portStats } from '../metrics/port-stats.js';
+import { portStats, type PortStats } from '../metrics/port-stats.js';
 import { mergeWorkerSnapshots } from '../dataplane/merge.js';
 
 /** Everything `run` configures, already validated (see cli/config.ts). */
@@ -372,7 +372,7 @@ export class Daemon {
     const source = this.source;
     this.metrics = createMetrics(
       {
-        servicePorts: () => mapIter(proxier.servicePorts(), portStats),
+        servicePorts: () => this.#portStats(),
         get ready() {
           return sink.ready;
         },
@@ -389,6 +389,20 @@ export class Daemon {
         listenFailures: () => proxier.listenFailures.entries(),
         connectionFaults: () => sumEntries(proxier.faults, this.#workerFaults),
         tcpMigrateReq: () => this.tcpMigrateReq?.enabled,
+        workers:
+          pool === undefined
+            ? undefined
+            : {
+                size: pool.size,
+                get ready() {
+                  return pool.ready;
+                },
+                restarts: pool.stats.restarts,
+                get lostConnections() {
+                  return pool.stats.lostConnections;
+                },
+                connections: () => this.#workerConnections,
+              },
         iptables: this.iptables?.stats,
         // Read at scrape time: the k8s source may load its client only once started.
         get k8s() {
@@ -436,7 +450,21 @@ export class Daemon {
       mapIter(this.proxier.servicePorts(), portStats),
       (sp) => this.drains.isRebalancing(sp),
     );
-    return this.cluster === undefined ? state : withCluster(state, this.cluster);
+    const pool = this.pool;
+    const withWorkers: DebugState =
+      pool === undefined
+        ? state
+        : {
+            ...state,
+            workers: {
+              configured: pool.size,
+              ready: pool.ready,
+              restarts: Object.fromEntries(pool.stats.restarts),
+              lostConnections: pool.stats.lostConnections,
+              perWorker: this.#workerFigures,
+            },
+          };
+    return this.cluster === undefined ? withWorkers : withCluster(withWorkers, this.cluster);
   }
 
   /** Worker threads on: a worker's h2c connections, for the drain planner (node-wide). */
@@ -483,6 +511,10 @@ export class Daemon {
     for (const p of this.proxier.servicePorts()) p.remote = merged.ports.get(p.servicePort);
     this.#workerFaults = merged.faults;
     this.#workerConnections = snapshots.map((s) => s.connections);
+    this.#workerFigures = snapshots.map((s) => ({
+      connections: s.connections,
+      heapUsedBytes: s.heapUsed,
+    }));
     for (const [protocol, ages] of merged.ages) {
       const h = child(this.metrics.connectionAge, 'protocol', protocol);
       for (const a of ages) h.observe(a);
@@ -493,8 +525,22 @@ export class Daemon {
     }
   }
 
+  /**
+   * Every Service port's stats view, made once per turn of the event loop: one scrape reads
+   * them for every metric.
+   */
+  #portStats(): readonly PortStats[] {
+    if (this.#statsCache === undefined) {
+      this.#statsCache = [...mapIter(this.proxier.servicePorts(), portStats)];
+      setImmediate(() => (this.#statsCache = undefined));
+    }
+    return this.#statsCache;
+  }
+
+  #statsCache: PortStats[] | undefined;
   #workerFaults: ReadonlyMap<string, number> = new Map();
   #workerConnections: number[] = [];
+  #workerFigures: { connections: number; heapUsedBytes: number }[] = [];
 
   /** Open connections in the workers, as of the last refresh, per worker. */
   get workerConnections(): readonly number[] {

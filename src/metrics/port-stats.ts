@@ -71,59 +71,110 @@ function mergedCounters(p: ServicePortProxy, remote: RemotePortFigures): Service
 
 const EMPTY_COUNTERS = new ServicePortCounters();
 
-/** The stats view of `p` now. */
+/**
+ * The stats view of `p` now. Its endpoint rows and counters are worked out when first read
+ * (most Service ports of a large node are idle and most metrics read neither).
+ */
 export function portStats(p: ServicePortProxy): PortStats {
-  const remote = p.remote;
-  // Live bytes of this thread's connections, per endpoint and in all.
-  const live = new Map<EndpointStats, [number, number]>();
-  let c2s = 0;
-  let s2c = 0;
-  for (const c of p.connections) {
-    c2s += c.bytesClientToServer;
-    s2c += c.bytesServerToClient;
-    if (c.endpoint === undefined) continue;
-    const b = live.get(c.endpoint) ?? [0, 0];
-    b[0] += c.bytesClientToServer;
-    b[1] += c.bytesServerToClient;
-    live.set(c.endpoint, b);
+  return new PortStatsView(p);
+}
+
+class PortStatsView implements PortStats {
+  readonly #p: ServicePortProxy;
+  #endpoints: EndpointRow[] | undefined;
+  #counters: ServicePortCounters | undefined;
+  #live: { total: [number, number]; byEndpoint: Map<EndpointStats, [number, number]> } | undefined;
+
+  constructor(p: ServicePortProxy) {
+    this.#p = p;
   }
-  p.refreshWeights();
-  const endpoints: EndpointRow[] = [];
-  for (const ep of p.endpointStats()) {
-    const b = live.get(ep) ?? [0, 0];
-    const r = remote?.endpoints.get(ep.key);
-    let failures = ep.connectFailures;
-    if (r !== undefined && r.connectFailures.size > 0) {
-      const m = new Map(failures);
-      addEntries(m, r.connectFailures);
-      failures = m;
+
+  get servicePort(): string {
+    return this.#p.servicePort;
+  }
+  get spec(): ServicePort {
+    return this.#p.spec;
+  }
+  get address(): AddressInfo | undefined {
+    return this.#p.address;
+  }
+  get listening(): boolean {
+    return this.#p.listening;
+  }
+  get used(): boolean {
+    return this.#p.used;
+  }
+  get connections(): number {
+    return this.#p.connections.size + (this.#p.remote?.connections ?? 0);
+  }
+
+  get counters(): ServicePortCounters {
+    const p = this.#p;
+    this.#counters ??=
+      p.remote !== undefined
+        ? mergedCounters(p, p.remote)
+        : p.hasCounters
+          ? p.counters
+          : EMPTY_COUNTERS;
+    return this.#counters;
+  }
+
+  get bytes(): readonly [number, number] {
+    const c = this.counters;
+    const [c2s, s2c] = this.#liveBytes().total;
+    return [c.bytesClientToServer + c2s, c.bytesServerToClient + s2c];
+  }
+
+  /** Live bytes of this thread's connections, per endpoint and in all. */
+  #liveBytes(): { total: [number, number]; byEndpoint: Map<EndpointStats, [number, number]> } {
+    if (this.#live !== undefined) return this.#live;
+    const byEndpoint = new Map<EndpointStats, [number, number]>();
+    const total: [number, number] = [0, 0];
+    for (const c of this.#p.connections) {
+      total[0] += c.bytesClientToServer;
+      total[1] += c.bytesServerToClient;
+      if (c.endpoint === undefined) continue;
+      const b = byEndpoint.get(c.endpoint) ?? [0, 0];
+      b[0] += c.bytesClientToServer;
+      b[1] += c.bytesServerToClient;
+      byEndpoint.set(c.endpoint, b);
     }
-    endpoints.push({
-      key: ep.key,
-      endpoint: ep.endpoint,
-      status: ep.status,
-      eligible: ep.eligible,
-      weight: ep.weight,
-      active: ep.active,
-      draining: ep.draining,
-      openStreams: ep.openStreams,
-      total: ep.total + (r?.total ?? 0),
-      connectFailures: failures,
-      bytesClientToServer: ep.bytesClientToServer + b[0] + (r?.bytesClientToServer ?? 0),
-      bytesServerToClient: ep.bytesServerToClient + b[1] + (r?.bytesServerToClient ?? 0),
-    });
+    this.#live = { total, byEndpoint };
+    return this.#live;
   }
-  const counters =
-    remote !== undefined ? mergedCounters(p, remote) : p.hasCounters ? p.counters : EMPTY_COUNTERS;
-  return {
-    servicePort: p.servicePort,
-    spec: p.spec,
-    address: p.address,
-    listening: p.listening,
-    used: p.used,
-    counters,
-    connections: p.connections.size + (remote?.connections ?? 0),
-    bytes: [counters.bytesClientToServer + c2s, counters.bytesServerToClient + s2c],
-    endpoints,
-  };
+
+  get endpoints(): readonly EndpointRow[] {
+    if (this.#endpoints !== undefined) return this.#endpoints;
+    const p = this.#p;
+    const remote = p.remote;
+    const live = this.#liveBytes().byEndpoint;
+    p.refreshWeights();
+    const rows: EndpointRow[] = [];
+    for (const ep of p.endpointStats()) {
+      const b = live.get(ep) ?? [0, 0];
+      const r = remote?.endpoints.get(ep.key);
+      let failures = ep.connectFailures;
+      if (r !== undefined && r.connectFailures.size > 0) {
+        const m = new Map(failures);
+        addEntries(m, r.connectFailures);
+        failures = m;
+      }
+      rows.push({
+        key: ep.key,
+        endpoint: ep.endpoint,
+        status: ep.status,
+        eligible: ep.eligible,
+        weight: ep.weight,
+        active: ep.active,
+        draining: ep.draining,
+        openStreams: ep.openStreams,
+        total: ep.total + (r?.total ?? 0),
+        connectFailures: failures,
+        bytesClientToServer: ep.bytesClientToServer + b[0] + (r?.bytesClientToServer ?? 0),
+        bytesServerToClient: ep.bytesServerToClient + b[1] + (r?.bytesServerToClient ?? 0),
+      });
+    }
+    this.#endpoints = rows;
+    return rows;
+  }
 }

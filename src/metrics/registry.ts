@@ -32,6 +32,8 @@ export interface MetricsView {
   connectionFaults?(): Iterable<[string, number]>;
   /** Whether net.ipv4.tcp_migrate_req is on; undefined before start. */
   tcpMigrateReq?(): boolean | undefined;
+  /** Present with worker threads (issue 11). */
+  readonly workers?: WorkersView | undefined;
   /** Present with intercept `iptables`. */
   readonly iptables?: IptablesSyncStats | undefined;
   /** Present with the k8s source. */
@@ -40,6 +42,20 @@ export interface MetricsView {
   readonly cluster?: ClusterSync | undefined;
   /** Present when the cluster view elects its aggregator with a Lease. */
   readonly clusterElector?: LeaseElector | undefined;
+}
+
+/** The data-path worker threads, as the metrics read them. */
+export interface WorkersView {
+  /** Workers configured. */
+  readonly size: number;
+  /** Workers running and ready now. */
+  readonly ready: number;
+  /** Workers replaced, by reason (exception, heap_limit, exit). */
+  readonly restarts: ReadonlyMap<string, number>;
+  /** Connections lost with the replaced workers. */
+  readonly lostConnections: number;
+  /** Open connections per worker, as of the last refresh. */
+  connections(): readonly number[];
 }
 
 type Labels = Record<string, string>;
@@ -337,6 +353,47 @@ export function createMetrics(view: MetricsView, opts: MetricsOptions = {}): Met
     ['point'],
     function* () {
       for (const [point, n] of view.connectionFaults?.() ?? []) yield [{ point }, n];
+    },
+  );
+  gauge(
+    registry,
+    'workers',
+    'Data-path worker threads by state: configured, and ready (running and listening).',
+    ['state'],
+    function* () {
+      const w = view.workers;
+      if (w === undefined) return;
+      yield [{ state: 'configured' }, w.size];
+      yield [{ state: 'ready' }, w.ready];
+    },
+  );
+  counter(
+    registry,
+    'worker_restarts_total',
+    'Data-path worker threads replaced, by why: exception (uncaught), heap_limit (--worker-heap-limit), exit.',
+    ['reason'],
+    function* () {
+      for (const [reason, n] of view.workers?.restarts ?? []) yield [{ reason }, n];
+    },
+  );
+  counter(
+    registry,
+    'worker_lost_connections_total',
+    'Connections that were open in a worker thread when it failed (they are lost with it).',
+    [],
+    function* () {
+      const w = view.workers;
+      if (w !== undefined) yield [{}, w.lostConnections];
+    },
+  );
+  gauge(
+    registry,
+    'worker_connections',
+    'Open connections per data-path worker thread, as of the scrape.',
+    ['worker'],
+    function* () {
+      for (const [i, n] of (view.workers?.connections() ?? []).entries())
+        yield [{ worker: String(i) }, n];
     },
   );
   gauge(

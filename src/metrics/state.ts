@@ -40,6 +40,19 @@ export interface DebugState {
   readonly servicePorts: readonly ServicePortState[];
   /** The cluster view, when it is on. */
   readonly cluster?: ClusterState;
+  /** The data-path worker threads, when there are any (issue 11). */
+  readonly workers?: WorkersState;
+}
+
+/** The worker threads in /debug/state: node-wide above, per worker here. */
+export interface WorkersState {
+  readonly configured: number;
+  readonly ready: number;
+  /** Workers replaced, by reason. */
+  readonly restarts: Readonly<Record<string, number>>;
+  readonly lostConnections: number;
+  /** Per worker, as of this answer (a worker that did not answer is missing). */
+  readonly perWorker: readonly { readonly connections: number; readonly heapUsedBytes: number }[];
 }
 
 /** max/mean of active connections over the eligible endpoints; 1 when there are none. */

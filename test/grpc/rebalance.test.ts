@@ -10,7 +10,7 @@ const env = useGrpcFixture({
   vip: '127.0.10.50',
   ips: IPS,
   initialEndpoints: 2,
-  proxyArgs: ['--max-connection-age', '0'],
+  proxyArgs: ['--max-connection-age', '0', '--workers', '2'],
 });
 
 async function rebalancing(): Promise<boolean> {

@@ -17,6 +17,16 @@ export interface ProxyProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * `--workers` for test proxies: `KLP_TEST_WORKERS` when set (CI runs the suite once with the
+ * default, the CPUs the machine may use, and once with 2), unless the test gives its own.
+ */
+function workersArgs(args: readonly string[]): string[] {
+  const n = process.env['KLP_TEST_WORKERS'];
+  if (n === undefined || n === '' || n === '0' || args.includes('--workers')) return [];
+  return ['--workers', n];
+}
+
 export async function startProxyProcess(
   args: string[],
   timeoutMs = 15_000,
@@ -24,7 +34,14 @@ export async function startProxyProcess(
 ): Promise<ProxyProcess> {
   const child = spawn(
     process.execPath,
-    ['bin/kube-lc-proxy.js', 'run', '--metrics-address', metricsAddress, ...args],
+    [
+      'bin/kube-lc-proxy.js',
+      'run',
+      '--metrics-address',
+      metricsAddress,
+      ...workersArgs(args),
+      ...args,
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
