@@ -2,7 +2,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { KubeLcProxyError, describe } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { FileSource } from '../source/file.js';
-import type { Source, SourceSink } from '../source/types.js';
+import type { Source, SourceSink, SourceStats } from '../source/types.js';
 import type { RunConfig } from './config.js';
 import { raiseFileLimit } from './fd-limit.js';
 import type { EarlyAdoption } from '../proxy/early-bind.js';
@@ -36,16 +36,16 @@ async function createSource(
  */
 class DeferredK8sSource implements Source {
   readonly kind = 'k8s' as const;
-  readonly #load: () => Promise<Source & { stats?: unknown }>;
-  #inner: (Source & { stats?: unknown }) | undefined;
+  readonly #load: () => Promise<Source>;
+  #inner: Source | undefined;
 
-  constructor(load: () => Promise<Source & { stats?: unknown }>) {
+  constructor(load: () => Promise<Source>) {
     this.#load = load;
   }
 
   /** The source's counters once it has started (metrics read them at scrape time). */
-  get stats(): unknown {
-    return this.#inner?.stats;
+  statsView(): SourceStats | undefined {
+    return this.#inner?.statsView?.();
   }
 
   async start(sink: SourceSink): Promise<void> {

@@ -13,7 +13,6 @@ import { TimeoutSweeper } from '../proxy/timeouts.js';
 import type { ServicePortProxy } from '../proxy/service-port-proxy.js';
 import { ServiceTableBuilder } from '../servicetable/builder.js';
 import type { ServiceTable } from '../servicetable/types.js';
-import type { K8sSourceStats } from '../source/k8s/stats.js';
 import type { Source } from '../source/types.js';
 import { saveNat, syncFirewall, type IptablesOptions } from '../iptables/apply.js';
 import { adoptRedirects } from '../iptables/adopt.js';
@@ -381,10 +380,9 @@ export class Daemon {
         },
         *rejectedUpdates() {
           for (const [kind, n] of sink.rejectedObjects) yield [{ source: source.kind, kind }, n];
-          const fileStats = (source as { stats?: { rejectedUpdates?: number } }).stats;
-          if (source.kind === 'file' && fileStats?.rejectedUpdates !== undefined) {
-            yield [{ source: 'file', kind: 'file' }, fileStats.rejectedUpdates];
-          }
+          const stats = source.statsView?.();
+          if (stats?.kind === 'file')
+            yield [{ source: 'file', kind: 'file' }, stats.file.rejectedUpdates];
         },
         listenFailures: () => proxier.listenFailures.entries(),
         connectionFaults: () => sumEntries(proxier.faults, this.#workerFaults),
@@ -406,9 +404,8 @@ export class Daemon {
         iptables: this.iptables?.stats,
         // Read at scrape time: the k8s source may load its client only once started.
         get k8s() {
-          return source.kind === 'k8s'
-            ? (source as unknown as { stats?: K8sSourceStats }).stats
-            : undefined;
+          const stats = source.statsView?.();
+          return stats?.kind === 'k8s' ? stats.k8s : undefined;
         },
         cluster: this.cluster,
         clusterElector: this.elector,

@@ -6,7 +6,7 @@ import { ManifestError, describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeBounded, limitsFor, type ParseLimits } from './bounded-parse.js';
 import { manifestsFromDocuments, type ParsedManifests } from './manifests.js';
-import type { Source, SourceSink } from './types.js';
+import type { Source, SourceSink, SourceStats } from './types.js';
 
 export interface FileSourceOptions {
   readonly path: string;
@@ -48,6 +48,7 @@ export interface FileSourceStats {
 export class FileSource implements Source {
   readonly kind = 'file' as const;
   readonly stats: FileSourceStats = { applies: 0, rejectedUpdates: 0, emptyReads: 0 };
+  readonly #statsView: SourceStats = { kind: 'file', file: this.stats };
   readonly #path: string;
   readonly #log: Logger;
   readonly #pollMs: number;
@@ -107,6 +108,11 @@ export class FileSource implements Source {
     this.#watcher?.close();
     unwatchFile(this.#path, this.#onPoll);
     await this.#reading;
+  }
+
+  /** `stats`, for reading only (see Source.statsView). */
+  statsView(): SourceStats {
+    return this.#statsView;
   }
 
   /** Reads the file again now (SIGHUP), even if it looks unchanged. */

@@ -15,7 +15,7 @@ import { NodeZonePoller } from './k8s/node-zone.js';
 import { ResilientInformer, type ListFunction } from './k8s/resilient-informer.js';
 import { labelSelectorFor } from './k8s/selectors.js';
 import { newK8sSourceStats, type K8sSourceStats } from './k8s/stats.js';
-import type { Source, SourceSink } from './types.js';
+import type { Source, SourceSink, SourceStats } from './types.js';
 
 export { loadKubeConfig } from './k8s/config.js';
 export type { KubeConfigOptions, KubeConfigSource, LoadedKubeConfig } from './k8s/config.js';
@@ -83,6 +83,7 @@ export class K8sSource implements Source {
   readonly kind = 'k8s';
   /** Live counters; see K8sSourceStats. */
   readonly stats: K8sSourceStats = newK8sSourceStats();
+  readonly #statsView: SourceStats = { kind: 'k8s', k8s: this.stats };
   readonly #o: K8sSourceOptions;
   readonly #informers: ResilientInformer[] = [];
   #poller: NodeZonePoller | undefined;
@@ -182,6 +183,11 @@ export class K8sSource implements Source {
     this.#commitPending = undefined;
     this.#poller?.stop();
     await Promise.all(this.#informers.map((i) => i.stop()));
+  }
+
+  /** `stats`, for reading only (see Source.statsView). */
+  statsView(): SourceStats {
+    return this.#statsView;
   }
 
   /** Both kinds have been listed in full at least once. */

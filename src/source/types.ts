@@ -1,3 +1,6 @@
+import type { FileSourceStats } from './file.js';
+import type { K8sSourceStats } from './k8s/stats.js';
+
 /**
  * What a source of Services and EndpointSlices feeds. Objects are passed as decoded JSON/YAML
  * (`unknown`): the sink validates them, so a source never has to trust or reshape them beyond
@@ -37,4 +40,18 @@ export interface Source {
   start(sink: SourceSink): Promise<void>;
   /** Stops watching. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * The source's counters, for the metrics at scrape time (see SourceStats); undefined while it
+   * has none (the k8s source before its client library is loaded). Optional: a source without
+   * counters leaves it out.
+   */
+  statsView?(): SourceStats | undefined;
 }
+
+/**
+ * A source's counters, tagged with its kind so that a reader needs no cast. A view of the live
+ * fields, not a copy: only the source writes them, readers must not.
+ */
+export type SourceStats =
+  | { readonly kind: 'file'; readonly file: Readonly<FileSourceStats> }
+  | { readonly kind: 'k8s'; readonly k8s: K8sSourceStats };
