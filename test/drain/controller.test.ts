@@ -8,10 +8,10 @@ import {
 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DrainController, type DrainConfig } from '../../src/drain/controller.js';
+import { DrainController, type DrainConfig, type DrainHandle } from '../../src/drain/controller.js';
 import { silentLogger } from '../../src/log.js';
 import { Proxier } from '../../src/proxy/proxier.js';
-import type { ServicePortProxy } from '../../src/proxy/service-port-proxy.js';
+import { ServicePortProxy } from '../../src/proxy/service-port-proxy.js';
 import type { Endpoint, EndpointState, ServicePort } from '../../src/servicetable/types.js';
 import {
   connectGreeted,
@@ -424,5 +424,121 @@ describe('DrainController', () => {
     d.session.destroy();
     await waitFor('no connection left', () => h.proxier.connectionCount === 0);
     expect(h.drains.isRebalancing(OTHER)).toBe(true);
+  });
+});
+
+describe('DrainController with connections held by worker threads (DrainHandle)', () => {
+  // Worker threads report their h2c connections; the planner plans on them with this thread's
+  // own, and its decisions go back through each connection's handle. No sockets: the handles
+  // record what they were asked.
+  const KEY = 'default/remote:grpc';
+  const EP = tableEndpoint('10.0.0.1', 9000);
+  const EP2 = tableEndpoint('10.0.0.2', 9000);
+
+  interface Remote extends DrainHandle {
+    readonly asked: string[];
+  }
+  const remote = (id: number): Remote => {
+    const asked: string[] = [];
+    return {
+      id,
+      asked,
+      drain: (reason, graceMs) => {
+        asked.push(`${reason} ${graceMs}`);
+        return true;
+      },
+    };
+  };
+
+  interface Setup {
+    clock: number;
+    readonly owner: ServicePortProxy;
+    readonly drains: DrainController;
+  }
+
+  function setup(config: Partial<DrainConfig> = {}): Setup {
+    const ports = new Map<string, ServicePortProxy>();
+    const now = (): number => t.clock;
+    const owner = new ServicePortProxy(servicePort(KEY, '10.96.0.1', [EP, EP2]), {
+      connectTimeoutMs: 1000,
+      maxConnectAttempts: 1,
+      slowStartWindowMs: 0,
+      h2: undefined,
+      now,
+      random: () => 0.5,
+    });
+    ports.set(KEY, owner);
+    const drains = new DrainController(
+      {
+        maxConnectionAgeMs: 10_000,
+        drainGraceMs: 7_000,
+        drainMaxConcurrent: { count: 1 },
+        drainRatePerSec: 0,
+        rebalanceThreshold: 0,
+        ...config,
+      },
+      {
+        now,
+        random: () => 0.5,
+        logger: silentLogger(),
+        ports: { get: (k) => ports.get(k), servicePorts: () => ports.values() },
+      },
+    );
+    const t: Setup = { clock: 1_000_000, owner, drains };
+    return t;
+  }
+
+  it('plans on them and drains them through their handles, within the budget', () => {
+    const t = setup();
+    const [a, b] = [remote(-1), remote(-2)];
+    t.drains.trackRemote(a, KEY, EP.key, t.clock, false);
+    t.drains.trackRemote(b, KEY, EP2.key, t.clock + 1, false);
+    t.clock += 9_000;
+    t.drains.tick();
+    expect([...a.asked, ...b.asked]).toEqual([]);
+    t.clock += 20_000;
+    t.drains.tick();
+    // One at a time (budget of one), oldest first, with the configured grace.
+    expect(a.asked).toEqual(['max_age 7000']);
+    expect(b.asked).toEqual([]);
+    expect(t.owner.counters.drainsStarted.get('max_age')).toBe(1);
+    t.drains.tick();
+    expect(b.asked).toEqual([]);
+    // The drained one is gone: room for the next.
+    t.drains.forgetRemote(a.id);
+    t.drains.tick();
+    expect(b.asked).toEqual(['max_age 7000']);
+    expect(t.owner.counters.drainsStarted.get('max_age')).toBe(2);
+  });
+
+  it('counts what a worker drained on its own in the budget, and forgets what is gone', () => {
+    const t = setup();
+    const [a, b, c] = [remote(-1), remote(-2), remote(-3)];
+    t.drains.trackRemote(a, KEY, EP.key, t.clock, false);
+    t.drains.trackRemote(b, KEY, EP2.key, t.clock, true);
+    t.drains.trackRemote(c, KEY, EP2.key, t.clock, false);
+    t.drains.forgetRemote(c.id);
+    t.clock += 30_000;
+    t.drains.tick();
+    // b was reported draining when it arrived: the budget is spent, and b is not asked again.
+    expect([...a.asked, ...b.asked, ...c.asked]).toEqual([]);
+    t.drains.forgetRemote(b.id);
+    t.drains.remoteDraining(a.id);
+    t.drains.tick();
+    expect(a.asked).toEqual([]);
+    t.drains.forgetRemote(a.id);
+    t.drains.tick();
+    expect([...a.asked, ...b.asked, ...c.asked]).toEqual([]);
+    expect(t.owner.counters.drainsStarted.size).toBe(0);
+  });
+
+  it('ignores a connection of a Service port that is already gone', () => {
+    const t = setup();
+    const a = remote(-1);
+    t.drains.trackRemote(a, 'default/gone:grpc', EP.key, t.clock, false);
+    t.clock += 30_000;
+    t.drains.tick();
+    expect(a.asked).toEqual([]);
+    expect(t.drains.isRebalancing('default/gone:grpc')).toBe(false);
   });
 });
