@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { EndpointChange } from '../../src/balancer/least-conn.js';
 import { preferredPort, type PortRange } from '../../src/proxy/port-allocator.js';
 import { Proxier, type ProxierOptions } from '../../src/proxy/proxier.js';
+import type { RemoteListeners } from '../../src/proxy/service-port-proxy.js';
 import type { Endpoint, ServicePort, ServiceTable } from '../../src/servicetable/types.js';
 import {
   connectGreeted,
@@ -453,6 +454,94 @@ describe('Proxier', () => {
       await h.p.stopListening();
       expect(await closed).toBe('ECONNRESET');
       expect(await connectResult(REDIRECT_HOST, 61729)).toBe('ECONNREFUSED');
+    });
+  });
+  describe('with worker threads (the listeners are the workers’)', () => {
+    /** Stands in for the worker pool: records what it is asked, fails binds on demand. */
+    function workers(): RemoteListeners & { calls: string[]; failNext: string[] } {
+      const w = {
+        calls: [] as string[],
+        failNext: [] as string[],
+        async listen(servicePort: string, host: string, port: number): Promise<void> {
+          const code = w.failNext.shift();
+          w.calls.push(`listen ${servicePort} ${host}:${port}${code ? ` ${code}` : ''}`);
+          if (code !== undefined) throw Object.assign(new Error(code), { code });
+        },
+        async unlisten(servicePort: string): Promise<void> {
+          w.calls.push(`unlisten ${servicePort}`);
+        },
+      };
+      return w;
+    }
+
+    it('asks the workers to listen and to stop as tables add, move and remove Service ports', async () => {
+      const w = workers();
+      const h = harness({ remoteListeners: w });
+      await h.p.apply(
+        table(servicePort(KEY_A, VIP_A, 8080, []), servicePort(KEY_B, VIP_B, 8080, [])),
+      );
+      expect(w.calls.sort()).toEqual([
+        `listen ${KEY_A} ${VIP_A}:8080`,
+        `listen ${KEY_B} ${VIP_B}:8080`,
+      ]);
+      expect(h.p.unbound).toBe(0);
+      expect(h.listenersChanged).toBe(1);
+      // Nothing is bound in this thread.
+      expect(await connectResult(VIP_A)).toBe('ECONNREFUSED');
+      w.calls.length = 0;
+
+      // Endpoints change: nothing to ask. A moves: stop, then listen at the new address. B goes.
+      await h.p.apply(
+        table(
+          servicePort(KEY_A, VIP_A, 8080, [tableEndpoint('10.0.0.1')]),
+          servicePort(KEY_B, VIP_B, 8080, []),
+        ),
+      );
+      expect(w.calls).toEqual([]);
+      await h.p.apply(table(servicePort(KEY_A, VIP_C, 8080, [])));
+      expect(w.calls).toEqual([
+        `unlisten ${KEY_A}`,
+        `unlisten ${KEY_B}`,
+        `listen ${KEY_A} ${VIP_C}:8080`,
+      ]);
+      expect(ports(h.p)).toEqual([KEY_A]);
+    });
+
+    it('counts a bind the workers could not make and retries it', async () => {
+      const w = workers();
+      w.failNext.push('EADDRINUSE', 'EADDRINUSE');
+      const h = harness({ remoteListeners: w });
+      await h.p.apply(table(servicePort(KEY_A, VIP_A, 8080, [])));
+      expect(h.p.unbound).toBe(1);
+      await waitFor('the retried bind', () => h.p.unbound === 0);
+      expect(h.p.listenFailures.get('EADDRINUSE')).toBe(2);
+      expect(w.calls).toEqual([
+        `listen ${KEY_A} ${VIP_A}:8080 EADDRINUSE`,
+        `listen ${KEY_A} ${VIP_A}:8080 EADDRINUSE`,
+        `listen ${KEY_A} ${VIP_A}:8080`,
+      ]);
+      expect(h.listenersChanged).toBe(1);
+    });
+
+    it('binds an adopted port in this thread, then hands it to the workers with the first table', async () => {
+      const w = workers();
+      const h = ledger({ first: 61729, last: 61729 }, { remoteListeners: w });
+      await h.p.adopt(
+        [{ servicePort: KEY_A, clusterIP: '10.96.0.1', port: 80, proxyPort: 61729 }],
+        60_000,
+      );
+      // Bound here: the workers know no table yet.
+      expect(w.calls).toEqual([]);
+      expect(await connectResult(REDIRECT_HOST, 61729)).toBe('connected');
+
+      await h.p.apply(table(servicePort(KEY_A, '10.96.0.1', 80, [])));
+      expect(w.calls).toEqual([`listen ${KEY_A} ${REDIRECT_HOST}:61729`]);
+      // This thread's listener is closed; the (stand-in) workers have the port.
+      expect(await connectResult(REDIRECT_HOST, 61729)).toBe('ECONNREFUSED');
+      expect(h.p.bindings()).toEqual([
+        { servicePort: KEY_A, clusterIP: '10.96.0.1', port: 80, proxyPort: 61729 },
+      ]);
+      expect(h.p.unbound).toBe(0);
     });
   });
 });
