@@ -251,9 +251,12 @@ function parseClusterFlags(
   return { node, peers, secretFile, intervalMs, lease: undefined };
 }
 
-/** `--workers`: `auto` (the CPUs the container may use) or 1 to MAX_WORKERS. */
+/**
+ * `--workers`: `auto` (the CPUs the container may use), 1 to MAX_WORKERS worker threads, or 0
+ * for the data path on the main thread (one V8 isolate less, where memory counts more than cores).
+ */
 function parseWorkers(value: string | undefined): number {
   const v = (value ?? 'auto').trim();
   if (v === 'auto') return defaultWorkers();
-  return parseInteger('--workers', v, 1, MAX_WORKERS);
+  return parseInteger('--workers', v, 0, MAX_WORKERS);
 }

@@ -179,7 +179,7 @@ function runOptions(y: Argv): Argv<RunArgs> {
         type: 'string',
         default: 'auto',
         describe:
-          'Worker threads for the data path (1-64); auto: the CPUs the container may use (its cgroup CPU quota, rounded up)',
+          'Worker threads for the data path (1-64; 0: on the main thread); auto: the CPUs the container may use (its cgroup CPU quota, rounded up)',
       })
       .option('worker-heap-limit', {
         type: 'string',

@@ -144,7 +144,14 @@ export class DrainController {
 
   /** A worker's tracked connection closed or went opaque. */
   forgetRemote(id: number): void {
-    if (this.#conns.delete(id)) this.#planner.remove(id);
+    const entry = this.#conns.get(id);
+    if (entry === undefined) return;
+    this.#conns.delete(id);
+    this.#planner.remove(id);
+    // The last tracked connection of a Service port that is gone: the planner forgets it (it
+    // keeps a port that still has tracked connections, here or in a worker).
+    const name = entry.owner.servicePort;
+    if (this.#ports.get(name) !== entry.owner) this.#planner.forgetPort(name);
   }
 
   closed(conn: Connection, owner: ServicePortProxy): void {

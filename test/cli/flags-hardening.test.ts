@@ -28,6 +28,10 @@ describe('bad flags exit 2 and name the flag and the value', () => {
     // A negative duration written with a space (yargs would read -5s as short flags).
     [run('--shutdown-grace', '-5s'), /--shutdown-grace: must not be negative, got "-5s"/],
     [run('--half-closed-timeout', '-1s'), /--half-closed-timeout: must not be negative/],
+    // Worker threads: a count out of range, a word, a heap limit below the floor.
+    [run('--workers', '65'), /--workers: .*65/],
+    [run('--workers', 'many'), /--workers: .*many/],
+    [run('--worker-heap-limit', '1Mi'), /--worker-heap-limit: .*1Mi/],
     // A flag without a value: last, or followed by another flag.
     [run('--drain-grace'), /--drain-grace: needs a value/],
     [

@@ -454,6 +454,7 @@ describe('DrainController with connections held by worker threads (DrainHandle)'
     clock: number;
     readonly owner: ServicePortProxy;
     readonly drains: DrainController;
+    readonly ports: Map<string, ServicePortProxy>;
   }
 
   function setup(config: Partial<DrainConfig> = {}): Setup {
@@ -484,7 +485,7 @@ describe('DrainController with connections held by worker threads (DrainHandle)'
         ports: { get: (k) => ports.get(k), servicePorts: () => ports.values() },
       },
     );
-    const t: Setup = { clock: 1_000_000, owner, drains };
+    const t: Setup = { clock: 1_000_000, owner, drains, ports };
     return t;
   }
 
@@ -530,6 +531,20 @@ describe('DrainController with connections held by worker threads (DrainHandle)'
     t.drains.tick();
     expect([...a.asked, ...b.asked, ...c.asked]).toEqual([]);
     expect(t.owner.counters.drainsStarted.size).toBe(0);
+  });
+
+  it('forgets a retired Service port when its last worker-held connection is gone', () => {
+    const t = setup({ rebalanceThreshold: 1.2 });
+    const [a, b] = [remote(-1), remote(-2)];
+    t.drains.trackRemote(a, KEY, EP.key, t.clock, false);
+    t.drains.trackRemote(b, KEY, EP.key, t.clock, false);
+    t.drains.setClusterDrains(KEY, new Map([[EP.key, 1]]));
+    expect(t.drains.isRebalancing(KEY)).toBe(true);
+    t.ports.delete(KEY); // gone from the table: retired
+    t.drains.forgetRemote(a.id);
+    expect(t.drains.isRebalancing(KEY)).toBe(true); // b still tracked
+    t.drains.forgetRemote(b.id);
+    expect(t.drains.isRebalancing(KEY)).toBe(false);
   });
 
   it('ignores a connection of a Service port that is already gone', () => {
