@@ -111,10 +111,25 @@ export class WorkerPool implements RemoteListeners {
     return this.#slots.length;
   }
 
-  /** Starts every worker; resolves once all are ready. */
+  /**
+   * Starts every worker; resolves once all are ready. Rejects when one ends before it is ready
+   * (a broken install: nothing would accept connections); the others are ended too.
+   */
   async start(): Promise<void> {
-    await Promise.all(this.#slots.map((_, i) => this.#spawn(i)));
+    this.#starting = true;
+    try {
+      await Promise.all(this.#slots.map((_, i) => this.#spawn(i)));
+    } finally {
+      this.#starting = false;
+    }
+    const failed = this.#slots.findIndex((s) => s === undefined || !s.ready);
+    if (failed >= 0) {
+      await this.terminate();
+      throw new Error(`data-path worker ${failed} ended before it was ready (see the log)`);
+    }
   }
+
+  #starting = false;
 
   /** Workers running and ready now. */
   get ready(): number {
@@ -196,7 +211,8 @@ export class WorkerPool implements RemoteListeners {
     slot.pending.clear();
     if (this.#slots[index] !== slot) return;
     this.#slots[index] = undefined;
-    if (this.#stopping) return;
+    // At start a worker that cannot run is not replaced: start() fails instead.
+    if (this.#stopping || this.#starting) return;
     const reason = slot.exit ?? WorkerExit.EXIT;
     // Its thread is gone: nothing writes its region of the shared counts any more.
     const lost = this.#opts.counts.forgetRegion(index, this.#opts.slots.used);

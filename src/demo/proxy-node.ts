@@ -125,6 +125,9 @@ export class ProxyNode {
       '0',
       '--shutdown-grace',
       '1s',
+      // Twelve "nodes" share this machine's cores: one worker thread each is plenty.
+      '--workers',
+      '1',
     ];
     if (o.peers !== undefined) {
       args.push('--node-name', o.peers.nodeName, '--peers', o.peers.peers.join(','));
