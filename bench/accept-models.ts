@@ -23,10 +23,11 @@
  *
  *   node_modules/.bin/node bench/accept-models.ts [--runs 3] [--workers 2] [--conns 20000]
  *     [--inflight 64] [--seconds 10] [--ports 9000] [--models reuseport,transfer,server-transfer]
- *     [--scale-models reuseport,transfer] [--slow-us 0]
+ *     [--scale-models reuseport,transfer] [--slow-us 0] [--main-stall-ms 0]
  *
  * `--models none` or `--scale-models none` skips that part. `--slow-us N` makes worker 0 burn N µs
- * of CPU per connection, to see which model lets a slow worker keep its share.
+ * of CPU per connection, to see which model lets a slow worker keep its share. `--main-stall-ms N`
+ * keeps the measured process's main thread busy N ms every second (its other work in the proxy).
  *
  * Runs the models interleaved (one run of each, then the next round), prints each run and a
  * Markdown table of medians. Every load is bounded in count and in time.
@@ -111,7 +112,14 @@ function workerMain(init: WorkerInit): void {
 // ---------------------------------------------------------------------------------------------
 // Measured process: W workers and, for `transfer`, the accepting main thread.
 
-async function serveMain(model: Model, w: number, slowUs: number): Promise<void> {
+async function serveMain(model: Model, w: number, slowUs: number, stallMs: number): Promise<void> {
+  if (stallMs > 0) {
+    // The main thread's other work (a table build, a scrape): busy for stallMs every second.
+    setInterval(() => {
+      const until = performance.now() + stallMs;
+      while (performance.now() < until);
+    }, 1000).unref();
+  }
   const counts = new Int32Array(new SharedArrayBuffer(4 * w));
   const sent = new Array<number>(w).fill(0);
   const workers: Worker[] = [];
@@ -257,6 +265,7 @@ interface Opts {
   seconds: number;
   ports: number;
   slowUs: number;
+  stallMs: number;
   models: Model[];
   scaleModels: Model[];
 }
@@ -270,6 +279,7 @@ function parseOpts(argv: readonly string[]): Opts {
     seconds: 10,
     ports: 9_000,
     slowUs: 0,
+    stallMs: 0,
     models: [...MODELS],
     scaleModels: ['reuseport', 'transfer'],
   };
@@ -295,6 +305,7 @@ function parseOpts(argv: readonly string[]): Opts {
     else if (k === '--seconds') o.seconds = num();
     else if (k === '--ports') o.ports = num();
     else if (k === '--slow-us') o.slowUs = num(0);
+    else if (k === '--main-stall-ms') o.stallMs = num(0);
     else if (k === '--models') o.models = models();
     else if (k === '--scale-models') o.scaleModels = models();
     else throw new Error(`unknown option ${k}`);
@@ -372,7 +383,13 @@ interface RunResult {
 }
 
 async function oneRun(model: Model, ports: number, first: number, o: Opts): Promise<RunResult> {
-  const child = fork(SELF, ['serve', model, String(o.workers), String(o.slowUs)]);
+  const child = fork(SELF, [
+    'serve',
+    model,
+    String(o.workers),
+    String(o.slowUs),
+    String(o.stallMs),
+  ]);
   const pid = child.pid as number;
   try {
     await reply(child, 'up');
@@ -480,7 +497,7 @@ async function orchestrate(o: Opts): Promise<void> {
     `# accept models: ${new Date().toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), kernel ${release()}, Node ${process.version}`,
   );
   console.log(
-    `workers ${o.workers}${o.slowUs > 0 ? ` (worker 0 burns ${o.slowUs} µs per connection)` : ''}, ${o.conns} connections, ${o.inflight} in flight, at most ${o.seconds} s per load, ${o.runs} runs; load average before: ${uptime()}`,
+    `workers ${o.workers}${o.slowUs > 0 ? ` (worker 0 burns ${o.slowUs} µs per connection)` : ''}${o.stallMs > 0 ? `, main thread busy ${o.stallMs} ms every second` : ''}, ${o.conns} connections, ${o.inflight} in flight, at most ${o.seconds} s per load, ${o.runs} runs; load average before: ${uptime()}`,
   );
   let k = 0;
   const small = new Map<Model, RunResult[]>();
@@ -518,7 +535,8 @@ if (!isMainThread) {
 } else if (process.argv[2] === 'serve') {
   const model = process.argv[3] as Model;
   if (!MODELS.includes(model)) throw new Error(`serve: unknown model ${model}`);
-  void serveMain(model, Number(process.argv[4]), Number(process.argv[5]));
+  const [w, slowUs, stallMs] = process.argv.slice(4).map(Number) as [number, number, number];
+  void serveMain(model, w, slowUs, stallMs);
 } else if (process.argv[2] === 'load') {
   const [port, conns, inflight, seconds] = process.argv.slice(3).map(Number) as [
     number,
