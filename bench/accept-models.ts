@@ -22,7 +22,8 @@
  * descriptors and RSS, and the connection rate on one of those ports.
  *
  *   node_modules/.bin/node bench/accept-models.ts [--runs 3] [--workers 2] [--conns 20000]
- *     [--inflight 64] [--seconds 10] [--ports 9000] [--models reuseport,transfer,server-transfer]
+ *     [--inflight 64] [--seconds 10] [--ports 9000]
+ *     [--models reuseport,transfer,transfer-least,server-transfer]
  *     [--scale-models reuseport,transfer] [--slow-us 0] [--main-stall-ms 0]
  *
  * `--models none` or `--scale-models none` skips that part. `--slow-us N` makes worker 0 burn N µs
@@ -78,7 +79,8 @@ function listenAll(
   reusePort: boolean,
   onConn: (s: Socket) => void,
 ): Promise<(Server | undefined)[]> {
-  // pauseOnConnect: a socket is transferable only while nothing has read from it.
+  // pauseOnConnect: a socket is transferable only while nothing has read from it (and the
+  // proxy's own listeners pause too: they read once the dial is done).
   return Promise.all(
     ports.map(
       (port) =>
@@ -243,6 +245,8 @@ function load(port: number, conns: number, inflight: number, seconds: number) {
       });
       s.on('end', () => s.end());
       s.on('error', () => {});
+      // A connection that never gets its greeting must not hold the run past its bound.
+      s.setTimeout(seconds * 1000, () => s.destroy());
       s.on('close', () => {
         if (!got) errors++;
         running--;
@@ -356,8 +360,12 @@ async function runLoad(port: number, conns: number, inflight: number, seconds: n
     String(inflight),
     String(seconds),
   ]);
-  const r = await reply<{ result: LoadResult }>(child, 'result');
-  return r.result;
+  try {
+    const r = await reply<{ result: LoadResult }>(child, 'result');
+    return r.result;
+  } finally {
+    if (child.exitCode === null) child.kill();
+  }
 }
 
 interface RunResult {
