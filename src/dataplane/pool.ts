@@ -39,7 +39,7 @@ export type WorkerExit = (typeof WorkerExit)[keyof typeof WorkerExit];
 
 /** Longest wait for a worker's answer to a listen or a snapshot. */
 const REPLY_TIMEOUT_MS = 5_000;
-const SNAPSHOT_TIMEOUT_MS = 1_000;
+const SNAPSHOT_TIMEOUT_MS = 2_000;
 /** Replacement delay after a failure; doubles while workers keep failing, up to the max. */
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 5_000;
@@ -385,20 +385,32 @@ export class WorkerPool implements RemoteListeners {
     );
   }
 
-  /** Every worker's figures now (a worker that does not answer within 1 s is left out). */
+  /**
+   * Every running worker's figures now. A worker that does not answer within 1 s (a busy one)
+   * counts with its last answer, so that counters never go back; its closed connections'
+   * samples are not repeated.
+   */
   snapshots(): Promise<WorkerSnapshot[]> {
     this.#refreshing ??= Promise.all(
-      this.#live().map((s) =>
-        this.#request(s, (id) => ({ type: 'snapshot', id }), SNAPSHOT_TIMEOUT_MS),
-      ),
+      this.#slots.map(async (s, index) => {
+        if (s === undefined || !s.ready) return undefined;
+        const m = await this.#request(s, (id) => ({ type: 'snapshot', id }), SNAPSHOT_TIMEOUT_MS);
+        if (m.type === 'snapshot' && this.#slots[index] === s) {
+          this.#lastSnapshot.set(s, m.snapshot);
+          return m.snapshot;
+        }
+        const last = this.#lastSnapshot.get(s);
+        return last === undefined ? undefined : { ...last, ages: [], drainSeconds: [] };
+      }),
     ).then((answers) => {
       this.#refreshing = undefined;
-      const out: WorkerSnapshot[] = [];
-      for (const m of answers) if (m.type === 'snapshot') out.push(m.snapshot);
-      return out;
+      return answers.filter((a): a is WorkerSnapshot => a !== undefined);
     });
     return this.#refreshing;
   }
+
+  /** The last answer of each worker (gone with the worker). */
+  readonly #lastSnapshot = new WeakMap<Slot, WorkerSnapshot>();
 
   /**
    * Stops accepting everywhere, drains every connection (GOAWAY for h2c), closes what is left
