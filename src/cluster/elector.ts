@@ -1,8 +1,8 @@
-import {
+import type {
   CoordinationV1Api,
+  KubeConfig,
+  V1Lease,
   V1MicroTime,
-  type KubeConfig,
-  type V1Lease,
 } from '@kubernetes/client-node';
 import { describe } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -48,10 +48,16 @@ export class ElectorStats {
  * it as ElectorOptions.aggregatorAnswers says. Errors are logged, counted and retried; none
  * stops the daemon.
  */
+/** The API client and the Lease time type, loaded on first use (see `#client`). */
+interface LeaseClient {
+  readonly api: CoordinationV1Api;
+  readonly MicroTime: typeof V1MicroTime;
+}
+
 export class LeaseElector {
   readonly stats = new ElectorStats();
   readonly #o: ElectorOptions;
-  readonly #api: CoordinationV1Api;
+  #clientP: Promise<LeaseClient> | undefined;
   readonly #takeDelayMs: number;
   #memory: ElectionMemory = { observed: undefined, observedAt: 0 };
   #holder: string | undefined;
@@ -62,8 +68,19 @@ export class LeaseElector {
 
   constructor(o: ElectorOptions) {
     this.#o = o;
-    this.#api = o.kc.makeApiClient(CoordinationV1Api);
     this.#takeDelayMs = fnv1a(o.node) % TAKE_SPREAD_MS;
+  }
+
+  /**
+   * @kubernetes/client-node, imported when the elector first talks to the API server rather
+   * than when this module loads: the daemon imports this module for every source, and the
+   * library costs tens of MiB of resident memory that `--source file` never uses.
+   */
+  #client(): Promise<LeaseClient> {
+    return (this.#clientP ??= import('@kubernetes/client-node').then((k8s) => ({
+      api: this.#o.kc.makeApiClient(k8s.CoordinationV1Api),
+      MicroTime: k8s.V1MicroTime,
+    })));
   }
 
   /** Whether this proxy is the aggregator now. */
@@ -104,6 +121,7 @@ export class LeaseElector {
     const observed = this.#memory.observed;
     if (!this.isLeader || observed === undefined) return;
     this.#holder = undefined;
+    const { api, MicroTime } = await this.#client();
     // Bounded: an API server that does not answer must not hold the shutdown up.
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -112,7 +130,7 @@ export class LeaseElector {
     try {
       await Promise.race([
         timeout,
-        this.#api.replaceNamespacedLease({
+        api.replaceNamespacedLease({
           name: AGGREGATOR_LEASE,
           namespace: this.#o.namespace,
           body: {
@@ -126,7 +144,7 @@ export class LeaseElector {
             spec: {
               holderIdentity: '',
               leaseDurationSeconds: 1,
-              renewTime: new V1MicroTime(this.#o.now()),
+              renewTime: new MicroTime(this.#o.now()),
               leaseTransitions: observed.transitions,
             },
           },
@@ -174,7 +192,8 @@ export class LeaseElector {
 
   async #read(): Promise<{ record: LeaseRecord | undefined; lease: V1Lease | undefined }> {
     try {
-      const lease = await this.#api.readNamespacedLease({
+      const { api } = await this.#client();
+      const lease = await api.readNamespacedLease({
         name: AGGREGATOR_LEASE,
         namespace: this.#o.namespace,
       });
@@ -246,8 +265,9 @@ export class LeaseElector {
     resourceVersion: string | undefined,
     transitions: number,
   ): Promise<boolean> {
+    const { api, MicroTime } = await this.#client();
     const now = this.#o.now();
-    const time = new V1MicroTime(now);
+    const time = new MicroTime(now);
     const body: V1Lease = {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
@@ -267,8 +287,8 @@ export class LeaseElector {
     try {
       const lease =
         kind === 'create'
-          ? await this.#api.createNamespacedLease({ namespace: this.#o.namespace, body })
-          : await this.#api.replaceNamespacedLease({
+          ? await api.createNamespacedLease({ namespace: this.#o.namespace, body })
+          : await api.replaceNamespacedLease({
               name: AGGREGATOR_LEASE,
               namespace: this.#o.namespace,
               body,

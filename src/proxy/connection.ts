@@ -1,121 +1,22 @@
 import type { Socket } from 'node:net';
 import type { EndpointStats } from '../balancer/endpoint-stats.js';
-import type { LeastConnBalancer } from '../balancer/least-conn.js';
-import { ConnectFailureReason, dial } from './dial.js';
+import {
+  CloseReason,
+  DrainOutcome,
+  type ConnectionHost,
+  type ConnectionTimeouts,
+  type FaultPoint,
+  type H2Settings,
+  type Protocol,
+  type SweepVerdict,
+} from './connection-types.js';
+import type { ConnectFailureReason } from './dial.js';
+import { Dialer, type DialOwner } from './dialer.js';
 import { H2Tap, type TapOwner } from './h2-tap.js';
+import { upstreamReads } from './read-buffer.js';
 
-/** How a drain ended; a metric label, so a closed set. */
-export const DrainOutcome = {
-  /** The client processed our GOAWAY, its streams ended, and we closed. */
-  GRACEFUL: 'graceful',
-  /** Still open at the grace deadline: closed anyway. */
-  FORCED: 'forced',
-  /** The client closed or half-closed first (grpc-go does at once when idle). */
-  CLIENT_CLOSED: 'client_closed',
-  /** The server closed first (its own GOAWAY, a restart). */
-  SERVER_CLOSED: 'server_closed',
-} as const;
-export type DrainOutcome = (typeof DrainOutcome)[keyof typeof DrainOutcome];
-
-export type Protocol = 'pending' | 'h2c' | 'opaque';
-
-/**
- * Where a connection's event handler threw; a metric label, so a closed set. `accept`: taking
- * the client on; `dial`: an endpoint answered or failed; `client-data`/`server-data`: bytes in;
- * `end`, `close`, `error`, `drain`: the other socket events.
- */
-export const FaultPoints = [
-  'accept',
-  'dial',
-  'client-data',
-  'server-data',
-  'end',
-  'close',
-  'error',
-  'drain',
-] as const;
-export type FaultPoint = (typeof FaultPoints)[number];
-/** Why an established connection closed; a metric label, so a closed set. */
-export const CloseReason = {
-  /** Both sides ended with FIN, no error. */
-  NORMAL: 'normal',
-  /** The client reset its side (or a write to it failed): the server side was reset too. */
-  CLIENT_RESET: 'client_reset',
-  /** The server reset its side (or a write to it failed): the client side was reset too. */
-  SERVER_RESET: 'server_reset',
-  /** One side sent FIN and the connection stayed open past `--half-closed-timeout`. */
-  HALF_CLOSED_TIMEOUT: 'half_closed_timeout',
-  /** No byte either way for `--idle-timeout` (opaque, or protocol still unknown). */
-  IDLE_TIMEOUT: 'idle_timeout',
-  /** A drain ended it (GOAWAY and streams done, or the grace deadline). */
-  DRAINED: 'drained',
-  /** Closed by the proxy at once (shutdown deadline, second signal). */
-  DESTROYED: 'destroyed',
-} as const;
-export type CloseReason = (typeof CloseReason)[keyof typeof CloseReason];
-
-/** Time limits the sweep enforces; 0 turns one off. */
-export interface ConnectionTimeouts {
-  /** After the first FIN (or one side gone), close at most this long later. */
-  readonly halfClosedMs: number;
-  /** No byte read from either side for this long: close (opaque) or drain (h2c). */
-  readonly idleMs: number;
-}
-
-/** What a timeout sweep asks of the caller for one connection. */
-export type SweepVerdict = 'drain-idle' | undefined;
-
-/** A finished drain, reported once per drained connection when it closes. */
-export interface DrainEnd {
-  readonly reason: string;
-  readonly outcome: DrainOutcome;
-  readonly seconds: number;
-  /** Whether GOAWAY was written (h2c drains). */
-  readonly injected: boolean;
-  /** Streams that ended after the drain started, normally and by RST_STREAM. */
-  readonly streamsNormal: number;
-  readonly streamsReset: number;
-}
-
-/** HTTP/2 tracking settings; absent when tracking is off (every connection is opaque). */
-export interface H2Settings {
-  readonly pingPayload: Uint8Array;
-  readonly pingAckWaitMaxMs: number;
-  /** After our FIN, how long to keep reading and discarding before destroying the sockets. */
-  readonly lingerMs: number;
-}
-
-/** What a connection needs from the Service port that accepted it. */
-export interface ConnectionHost {
-  readonly servicePort: string;
-  readonly balancer: LeastConnBalancer;
-  readonly connectTimeoutMs: number;
-  /** Endpoints tried per client connection before giving up (at least 1). */
-  readonly maxConnectAttempts: number;
-  readonly h2: H2Settings | undefined;
-  readonly now: () => number;
-  /** The connection reached an endpoint and is copying bytes. */
-  established(conn: Connection): void;
-  /** The client was turned away: no endpoint, or every attempt failed. */
-  turnedAway(conn: Connection, reason: ConnectFailureReason): void;
-  /** Protocol detection finished (h2c or opaque). */
-  protocolKnown(conn: Connection, protocol: 'h2c' | 'opaque', desync: string | undefined): void;
-  /** The server sent its own GOAWAY on an h2c connection. */
-  serverGoaway(conn: Connection): void;
-  /** A drained connection closed. */
-  drainEnded(conn: Connection, end: DrainEnd): void;
-  /** The connection ended, whatever way; called exactly once per established connection. */
-  closed(conn: Connection): void;
-  /** Test seam (see ServicePortProxyOptions.faultHook); undefined in production. */
-  readonly faultHook?: ((conn: Connection | undefined, point: FaultPoint) => void) | undefined;
-  /** One of this connection's event handlers threw; the connection has been closed. */
-  faulted?(conn: Connection | undefined, point: FaultPoint, err: unknown): void;
-  /**
-   * The endpoint reset the connection before sending a byte (accept-then-reset): an outlier,
-   * reported to the balancer like a refused dial. The client is not replayed elsewhere.
-   */
-  earlyReset?(conn: Connection): void;
-}
+// The types of a connection live in their own file; other modules import them from here.
+export * from './connection-types.js';
 
 interface DrainState {
   readonly reason: string;
@@ -174,19 +75,32 @@ function finish(socket: Socket): void {
   else socket.end();
 }
 
+/** Where each socket's connection is kept, so that one set of listeners serves every socket. */
+const CONN = Symbol('connection');
+type Tagged = Socket & { [CONN]: Connection };
+
+function connOf(socket: Socket): Connection {
+  return (socket as Tagged)[CONN];
+}
+
 /**
- * One proxied TCP connection: dials the best endpoint (the next best on refusal or timeout, a
- * bounded number of times), then copies bytes both ways, through an H2Tap while the connection
- * may be HTTP/2 and on the plain path once it is known not to be.
+ * One proxied TCP connection: a Dialer finds an endpoint (dialer.ts), then this copies bytes
+ * both ways, through an H2Tap while the connection may be HTTP/2 and on the plain path once it
+ * is known not to be.
  *
  * Guarantees: the client is read only once an endpoint accepted (the listener pauses it on
  * accept), so nothing is buffered while dialing; a side that half-closes keeps the other
  * direction open; a slow reader pauses the other side (each socket buffers at most its high
  * water mark); the balancer's counts for this connection are released exactly once, whatever
- * way it ends; a drain ends within its grace. Owned by its ServicePortProxy; other code reads
- * its fields and calls `drain` and `destroy`.
+ * way it ends; a drain ends within its grace; a throw in any of its event handlers closes this
+ * connection only (see `#faulted`). Owned by its ServicePortProxy; other code reads its fields
+ * and calls `drain` and `destroy`.
+ *
+ * Cost: the socket listeners are shared by every connection (static, finding the connection on
+ * the socket), so a connection allocates no closures of its own but the upstream read callback;
+ * the upstream reads into the thread's shared buffer (read-buffer.ts), not a new one per read.
  */
-export class Connection implements TapOwner {
+export class Connection implements TapOwner, DialOwner {
   readonly id = nextId++;
   readonly client: Socket;
   readonly openedAt: number;
@@ -198,11 +112,8 @@ export class Connection implements TapOwner {
   /** TCP keepalive is on for both sockets (switched on for connections that last). */
   keepAlive = false;
   readonly #host: ConnectionHost;
-  #attempts = 0;
-  #tried: Set<EndpointStats> | undefined;
-  #cancelDial: (() => void) | undefined;
-  /** The endpoint being dialed: picked (so counted as active) but not yet connected. */
-  #dialing: EndpointStats | undefined;
+  /** While dialing. */
+  #dialer: Dialer | undefined;
   #closed = false;
   #tap: H2Tap | undefined;
   #drain: DrainState | undefined;
@@ -224,9 +135,15 @@ export class Connection implements TapOwner {
     this.#host = host;
     this.openedAt = now;
     this.#activeAt = now;
-    client.on('error', this.#onClientError);
-    client.on('close', this.#onClientCloseWhileDialing);
-    this.#dialNext();
+    (client as Tagged)[CONN] = this;
+    client.on('error', Connection.#clientError);
+    client.on('close', Connection.#clientCloseWhileDialing);
+    const dialer = new Dialer(this, host, {
+      buffer: upstreamReads.next,
+      callback: (n, buf) => this.#serverRead(n, buf as Buffer),
+    });
+    this.#dialer = dialer;
+    dialer.next();
   }
 
   /** Bytes client→server and server→client so far. */
@@ -310,7 +227,7 @@ export class Connection implements TapOwner {
     this.#drain = {
       reason,
       startedAt: this.#host.now(),
-      timer: setTimeout(this.#forceClose, graceMs),
+      timer: setTimeout(forceClose, graceMs, this),
       outcome: undefined,
       streamsNormalAtStart: s?.streamsEndedNormally ?? 0,
       streamsResetAtStart: s?.streamsEndedByReset ?? 0,
@@ -328,10 +245,11 @@ export class Connection implements TapOwner {
     this.#host.balancer.startDraining(this.endpoint);
   }
 
-  #forceClose = (): void => {
+  /** The grace deadline of a drain passed: close now. */
+  forceClose(): void {
     if (this.#drain !== undefined) this.#drain.outcome ??= DrainOutcome.FORCED;
     this.destroy(CloseReason.DRAINED);
-  };
+  }
 
   // ---- TapOwner ----
 
@@ -384,107 +302,28 @@ export class Connection implements TapOwner {
     upstream.end();
     client.end();
     const linger = this.#host.h2?.lingerMs ?? 1000;
-    this.#lingerTimer = setTimeout(() => this.destroy(CloseReason.DRAINED), linger);
+    this.#lingerTimer = setTimeout(destroyDrained, linger, this);
     this.#lingerTimer.unref();
   }
 
-  // ---- dial ----
+  // ---- DialOwner ----
 
-  #dialNext(): void {
-    const host = this.#host;
-    const ep = host.balancer.pick(this.#tried);
-    if (ep === undefined) return this.#reject(ConnectFailureReason.NO_ENDPOINTS);
-    this.#attempts++;
-    this.#dialing = ep;
-    this.#cancelDial = dial(
-      ep.endpoint.address,
-      ep.endpoint.port,
-      host.connectTimeoutMs,
-      this.#guard('dial', (failure: ConnectFailureReason | undefined, socket?: Socket) => {
-        this.#cancelDial = undefined;
-        this.#dialing = undefined;
-        if (failure !== undefined || socket === undefined) {
-          host.balancer.connectFailed(ep, failure ?? ConnectFailureReason.OTHER);
-          if (this.#attempts >= host.maxConnectAttempts)
-            return this.#reject(failure ?? ConnectFailureReason.OTHER);
-          (this.#tried ??= new Set()).add(ep);
-          return this.#dialNext();
-        }
-        this.#established(ep, socket);
-      }),
-    );
-  }
-
-  /**
-   * Wraps an event handler so that a throw (a bug, or a fault a test injects through
-   * `faultHook`) is contained to this connection: it is closed and reported, and every other
-   * connection and listener goes on. Without it a throw in a socket event handler would reach
-   * `uncaughtException` and stop the node's whole traffic.
-   */
-  #guard<A, B>(point: FaultPoint, fn: (a: A, b: B) => void): (a: A, b: B) => void {
-    return (a, b) => {
-      try {
-        this.#host.faultHook?.(this, point);
-        fn(a, b);
-      } catch (err) {
-        this.#faulted(point, err);
-      }
-    };
-  }
-
-  #faulted(point: FaultPoint, err: unknown): void {
-    try {
-      this.#host.faulted?.(this, point, err);
-    } catch {
-      // Reporting must not undo the containment.
-    }
-    this.#cancelDial?.();
-    this.#cancelDial = undefined;
-    this.#resetBoth();
-    if (point === 'close' && !this.#closed && this.endpoint !== undefined) {
-      // The close bookkeeping itself threw: finish the part that keeps the Service port sound
-      // (the endpoint's count and the set of open connections).
-      this.#closed = true;
-      this.#host.balancer.closed(this.endpoint, this.draining);
-      this.#host.closed(this);
-    }
-  }
-
-  #reject(reason: ConnectFailureReason): void {
-    this.#closed = true;
-    this.client.removeListener('close', this.#onClientCloseWhileDialing);
-    // A reset tells the client at once that nobody is there, as a refused connect would.
-    resetSocket(this.client);
-    this.#host.turnedAway(this, reason);
-  }
-
-  #onClientCloseWhileDialing = (): void => {
-    // The client left before any endpoint answered: abandon the dial and release its count.
-    this.#closed = true;
-    this.#cancelDial?.();
-    this.#cancelDial = undefined;
-    // pick() counted the endpoint being dialed as active; the endpoint did nothing wrong.
-    if (this.#dialing !== undefined) this.#host.balancer.closed(this.#dialing, false);
-    this.#dialing = undefined;
-  };
-
-  #established(ep: EndpointStats, upstream: Socket): void {
+  dialed(ep: EndpointStats, upstream: Socket): void {
     const client = this.client;
-    client.removeListener('close', this.#onClientCloseWhileDialing);
+    this.#dialer = undefined;
+    client.removeListener('close', Connection.#clientCloseWhileDialing);
     this.endpoint = ep;
     this.upstream = upstream;
+    (upstream as Tagged)[CONN] = this;
     this.#host.balancer.connected(ep);
-    upstream.on('error', this.#guard('error', this.#onUpstreamError));
-    // Removed after the first chunk: the byte copy itself carries no extra test.
-    upstream.once('data', this.#guard('server-data', this.#onFirstServerByte));
-    upstream.on('data', this.#guard('server-data', this.#onUpstreamData));
-    upstream.on('drain', this.#guard('drain', this.#onUpstreamDrain));
-    upstream.on('end', this.#guard('end', this.#onUpstreamEnd));
-    upstream.on('close', this.#guard('close', this.#onClose));
-    client.on('data', this.#guard('client-data', this.#onClientData));
-    client.on('drain', this.#guard('drain', this.#onClientDrain));
-    client.on('end', this.#guard('end', this.#onClientEnd));
-    client.on('close', this.#guard('close', this.#onClose));
+    upstream.on('error', Connection.#upstreamError);
+    upstream.on('drain', Connection.#upstreamDrain);
+    upstream.on('end', Connection.#upstreamEnd);
+    upstream.on('close', Connection.#close);
+    client.on('data', Connection.#clientData);
+    client.on('drain', Connection.#clientDrain);
+    client.on('end', Connection.#clientEnd);
+    client.on('close', Connection.#close);
     // Sniff first (when HTTP/2 tracking is on): most non-HTTP/2 traffic shows itself by its
     // first client byte.
     if (this.#host.h2 === undefined) {
@@ -501,9 +340,133 @@ export class Connection implements TapOwner {
     client.resume();
   }
 
+  dialFailed(reason: ConnectFailureReason): void {
+    this.#closed = true;
+    this.#dialer = undefined;
+    this.client.removeListener('close', Connection.#clientCloseWhileDialing);
+    // A reset tells the client at once that nobody is there, as a refused connect would.
+    resetSocket(this.client);
+    this.#host.turnedAway(this, reason);
+  }
+
+  dialFaulted(err: unknown): void {
+    this.#faulted('dial', err);
+  }
+
+  // ---- fault containment ----
+
+  /**
+   * A handler threw (a bug, or a fault a test injects through `faultHook`): this connection is
+   * closed and reported, and every other connection and listener goes on. Without it a throw
+   * in a socket event handler would reach `uncaughtException` and stop the node's traffic.
+   */
+  #faulted(point: FaultPoint, err: unknown): void {
+    try {
+      this.#host.faulted?.(this, point, err);
+    } catch {
+      // Reporting must not undo the containment.
+    }
+    this.#dialer?.cancel();
+    this.#resetBoth();
+    if (point === 'close' && !this.#closed && this.endpoint !== undefined) {
+      // The close bookkeeping itself threw: finish the part that keeps the Service port sound
+      // (the endpoint's count and the set of open connections).
+      this.#closed = true;
+      this.#host.balancer.closed(this.endpoint, this.draining);
+      this.#host.closed(this);
+    }
+  }
+
+  // The socket listeners, one function each for every connection; `this` is the socket. Each
+  // runs the test seam and contains a throw (see #faulted).
+
+  static #clientData(this: Socket, chunk: Buffer): void {
+    const c = connOf(this);
+    try {
+      c.#host.faultHook?.(c, 'client-data');
+      c.#onClientData(chunk);
+    } catch (err) {
+      c.#faulted('client-data', err);
+    }
+  }
+
+  static #clientDrain(this: Socket): void {
+    const c = connOf(this);
+    try {
+      c.#host.faultHook?.(c, 'drain');
+      c.upstream.resume();
+    } catch (err) {
+      c.#faulted('drain', err);
+    }
+  }
+
+  static #upstreamDrain(this: Socket): void {
+    const c = connOf(this);
+    try {
+      c.#host.faultHook?.(c, 'drain');
+      c.client.resume();
+    } catch (err) {
+      c.#faulted('drain', err);
+    }
+  }
+
+  static #clientEnd(this: Socket): void {
+    const c = connOf(this);
+    try {
+      c.#host.faultHook?.(c, 'end');
+      c.#onClientEnd();
+    } catch (err) {
+      c.#faulted('end', err);
+    }
+  }
+
+  static #upstreamEnd(this: Socket): void {
+    const c = connOf(this);
+    try {
+      c.#host.faultHook?.(c, 'end');
+      c.#onUpstreamEnd();
+    } catch (err) {
+      c.#faulted('end', err);
+    }
+  }
+
+  static #upstreamError(this: Socket): void {
+    const c = connOf(this);
+    try {
+      c.#host.faultHook?.(c, 'error');
+      c.#onUpstreamError();
+    } catch (err) {
+      c.#faulted('error', err);
+    }
+  }
+
+  static #close(this: Socket): void {
+    const c = connOf(this);
+    try {
+      c.#host.faultHook?.(c, 'close');
+      c.#onClose();
+    } catch (err) {
+      c.#faulted('close', err);
+    }
+  }
+
+  static #clientError(this: Socket): void {
+    const c = connOf(this);
+    c.#closeReason ??= CloseReason.CLIENT_RESET;
+    c.#resetBoth();
+  }
+
+  static #clientCloseWhileDialing(this: Socket): void {
+    // The client left before any endpoint answered: abandon the dial and release its count.
+    const c = connOf(this);
+    c.#closed = true;
+    c.#dialer?.abandon();
+    c.#dialer = undefined;
+  }
+
   // ---- byte copy: one handler per direction; the plain case is the first test ----
 
-  #onClientData = (chunk: Buffer): void => {
+  #onClientData(chunk: Buffer): void {
     if (this.#mode === Mode.PLAIN) {
       if (!this.upstream.write(chunk)) this.client.pause();
       return;
@@ -515,9 +478,30 @@ export class Connection implements TapOwner {
     if (chunk[0] === 0x50) return this.#startTap().onClientData(chunk);
     this.protocolKnown('opaque');
     this.#onClientData(chunk);
-  };
+  }
 
-  #onUpstreamData = (chunk: Buffer): void => {
+  /**
+   * The upstream's read callback (`onread`): `n` bytes are in `buf`, the thread's shared read
+   * buffer, which must hold no byte of this chunk once this returns (see SharedReadBuffer).
+   * Returns true always: backpressure pauses the socket itself, so that `isPaused` tells.
+   */
+  #serverRead(n: number, buf: Buffer): boolean {
+    try {
+      this.#host.faultHook?.(this, 'server-data');
+      const chunk = upstreamReads.take(n, buf);
+      const client = this.client;
+      const queued = client.writableLength;
+      if (!this.#serverSpoke) this.#onFirstServerByte();
+      this.#onUpstreamData(chunk);
+      upstreamReads.settle(chunk, buf, client, queued);
+    } catch (err) {
+      // Both sockets are reset: a write still queued on the client is dropped with it.
+      this.#faulted('server-data', err);
+    }
+    return true;
+  }
+
+  #onUpstreamData(chunk: Buffer): void {
     if (this.#mode === Mode.PLAIN) {
       if (!this.client.write(chunk)) this.upstream.pause();
       return;
@@ -526,7 +510,7 @@ export class Connection implements TapOwner {
     // Tap, or sniffing: server bytes before any client byte (an HTTP/2 server may send its
     // SETTINGS first) start the tap.
     (this.#tap ?? this.#startTap()).onServerData(chunk);
-  };
+  }
 
   #startTap(): H2Tap {
     const h2 = this.#host.h2 as H2Settings;
@@ -542,48 +526,35 @@ export class Connection implements TapOwner {
     return tap;
   }
 
-  #onFirstServerByte = (): void => {
+  #onFirstServerByte(): void {
     this.#serverSpoke = true;
     if (this.endpoint !== undefined) this.#host.balancer.confirmed(this.endpoint);
-  };
-
-  #onUpstreamDrain = (): void => {
-    this.client.resume();
-  };
-
-  #onClientDrain = (): void => {
-    this.upstream.resume();
-  };
+  }
 
   // Half-close: a FIN from one side becomes a FIN to the other; the other direction stays open.
-  #onClientEnd = (): void => {
+  #onClientEnd(): void {
     this.#firstToEnd ??= 'client';
     this.#noteHalfClosed();
     if (this.#mode === Mode.CLOSING) return;
     const held = this.#tap?.clientEnded();
     if (held !== undefined) this.upstream.write(held);
     finish(this.upstream);
-  };
+  }
 
-  #onUpstreamEnd = (): void => {
+  #onUpstreamEnd(): void {
     this.#firstToEnd ??= 'server';
     this.#noteHalfClosed();
     if (this.#mode !== Mode.CLOSING) finish(this.client);
-  };
+  }
 
-  #onClientError = (): void => {
-    this.#closeReason ??= CloseReason.CLIENT_RESET;
-    this.#resetBoth();
-  };
-
-  #onUpstreamError = (): void => {
+  #onUpstreamError(): void {
     // A reset before the server sent anything, while the client is still there, is the mark of
     // a backend that accepts and then fails (outlier ejection, like a refused dial).
     if (this.#closeReason === undefined && !this.#serverSpoke && !this.client.destroyed)
       this.#host.earlyReset?.(this);
     this.#closeReason ??= CloseReason.SERVER_RESET;
     this.#resetBoth();
-  };
+  }
 
   /** A reset or write error on one side: reset the other too, so neither waits for ever. */
   #resetBoth(): void {
@@ -591,7 +562,7 @@ export class Connection implements TapOwner {
     if (this.upstream !== undefined) resetSocket(this.upstream);
   }
 
-  #onClose = (): void => {
+  #onClose(): void {
     if (this.#closed) return;
     const up = this.upstream;
     // Wait for both sockets: a side that closed cleanly leaves the other flushing its last bytes.
@@ -633,5 +604,13 @@ export class Connection implements TapOwner {
     if (this.#closeReason === CloseReason.NORMAL) this.#host.balancer.confirmed(ep);
     this.#host.balancer.closed(ep, this.draining);
     this.#host.closed(this);
-  };
+  }
+}
+
+function forceClose(conn: Connection): void {
+  conn.forceClose();
+}
+
+function destroyDrained(conn: Connection): void {
+  conn.destroy(CloseReason.DRAINED);
 }

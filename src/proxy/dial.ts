@@ -37,15 +37,28 @@ export function failureReason(err: unknown): ConnectFailureReason {
 export const SOCKET_KEEPALIVE_MS = 30_000;
 
 /**
+ * Where a dialed socket reads into (`net.connect`'s documented `onread`): `buffer` gives the
+ * buffer for the next read (Node calls it when the socket is created and after every callback),
+ * `callback` gets each chunk as (bytes read, that buffer) and returns false to pause the socket.
+ * The socket then emits no 'data'.
+ */
+export interface ReadInto {
+  readonly buffer: () => Uint8Array;
+  readonly callback: (n: number, buf: Uint8Array) => boolean;
+}
+
+/**
  * Opens a TCP connection to `host:port`. Calls `done(undefined, socket)` once connected, or
  * `done(reason)` once it failed or `timeoutMs` passed (the socket is then destroyed). `done` is
- * called exactly once. The returned function cancels the dial (no callback afterwards).
+ * called exactly once. The returned function cancels the dial (no callback afterwards). With
+ * `onread`, the socket reads through it (see ReadInto).
  */
 export function dial(
   host: string,
   port: number,
   timeoutMs: number,
   done: (failure: ConnectFailureReason | undefined, socket: Socket | undefined) => void,
+  onread?: ReadInto,
 ): () => void {
   let finished = false;
   const socket = connect({
@@ -53,6 +66,7 @@ export function dial(
     port,
     allowHalfOpen: true,
     noDelay: true,
+    onread,
   });
   const finish = (failure: ConnectFailureReason | undefined): void => {
     if (finished) return;
