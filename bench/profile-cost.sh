@@ -7,6 +7,8 @@
 #   bench/profile-cost.sh                      # this tree's dist/
 #   BENCH_COST_BASE=DIR bench/profile-cost.sh  # also a second build (DIR holds bin/ and dist/)
 #   BENCH_COST_NODE_OPTS='--max-semi-space-size=1' bench/profile-cost.sh   # node flags to test
+#   BENCH_COST_ENV='UV_USE_IO_URING=0' bench/profile-cost.sh              # environment to test
+# (the flags and the environment apply to this tree's proxy only, not to the BENCH_COST_BASE one).
 #
 # Prints one line per figure: the mean of BENCH_REPS runs for each proxy and the ratio to HAProxy
 # (runs alternate between the proxies, so other work on the machine hits both alike).
@@ -38,9 +40,13 @@ RESULTS=$OUT/cost.tsv
 declare -A PID_OF
 start_all() { # IP_OF_SERVICE (last octet of the ClusterIP in the tracked manifests)
   local octet=$1 mport=$METRICS_PORT_TRACKED
+  local env_saved=("${KLP_ENV[@]}")
   KLP_NODE_OPTS=${BENCH_COST_NODE_OPTS:-}
+  # shellcheck disable=SC2206 # words on purpose: VAR=VALUE pairs
+  KLP_ENV+=(${BENCH_COST_ENV:-})
   start_klp klp "$OUT/manifests/tracked.yaml" "$mport" "$BENCH_NET.$octet"
   PID_OF[klp]=$LAST_PID
+  KLP_ENV=("${env_saved[@]}")
   if [[ -n ${BENCH_COST_BASE:-} ]]; then
     local saved=$KLP_BIN
     KLP_BIN=$BENCH_COST_BASE/bin/kube-lc-proxy.js
