@@ -9,6 +9,7 @@
 #   BENCH_COST_NODE_OPTS='--max-semi-space-size=1' bench/profile-cost.sh   # node flags to test
 #   BENCH_COST_ENV='UV_USE_IO_URING=0' bench/profile-cost.sh              # environment to test
 # (the flags and the environment apply to this tree's proxy only, not to the BENCH_COST_BASE one).
+#   BENCH_COST_FLAGS='--workers 1' bench/profile-cost.sh   # `run` flags, for both proxies
 #
 # Prints one line per figure: the mean of BENCH_REPS runs for each proxy and the ratio to HAProxy
 # (runs alternate between the proxies, so other work on the machine hits both alike).
@@ -18,7 +19,7 @@ BENCH_OUT=${BENCH_OUT:-bench/out/cost}
 BENCH_NET=${BENCH_NET:-127.0.93}
 BENCH_REPS=${BENCH_REPS:-3}
 BENCH_COST_SECONDS=${BENCH_COST_SECONDS:-5}
-BENCH_COST_SUITES=${BENCH_COST_SUITES:-rss bulk1 connrate h2}
+BENCH_COST_SUITES=${BENCH_COST_SUITES:-rss idle bulk1 connrate h2}
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
@@ -44,14 +45,17 @@ start_all() { # IP_OF_SERVICE (last octet of the ClusterIP in the tracked manife
   KLP_NODE_OPTS=${BENCH_COST_NODE_OPTS:-}
   # shellcheck disable=SC2206 # words on purpose: VAR=VALUE pairs
   KLP_ENV+=(${BENCH_COST_ENV:-})
-  start_klp klp "$OUT/manifests/tracked.yaml" "$mport" "$BENCH_NET.$octet"
+  # shellcheck disable=SC2086 # flags, split on purpose
+  start_klp klp "$OUT/manifests/tracked.yaml" "$mport" "$BENCH_NET.$octet" ${BENCH_COST_FLAGS:-}
   PID_OF[klp]=$LAST_PID
   KLP_ENV=("${env_saved[@]}")
   if [[ -n ${BENCH_COST_BASE:-} ]]; then
     local saved=$KLP_BIN
     KLP_BIN=$BENCH_COST_BASE/bin/kube-lc-proxy.js
     KLP_NODE_OPTS=
-    start_klp base "$OUT/manifests/untracked.yaml" "$METRICS_PORT_UNTRACKED" "$BENCH_NET.$(base_octet "$octet")"
+    # shellcheck disable=SC2086 # flags, split on purpose
+    start_klp base "$OUT/manifests/untracked.yaml" "$METRICS_PORT_UNTRACKED" \
+      "$BENCH_NET.$(base_octet "$octet")" ${BENCH_COST_FLAGS:-}
     PID_OF[base]=$LAST_PID
     KLP_BIN=$saved
   fi
@@ -127,8 +131,44 @@ suite() { # SUITE OCTET
   stop_all
 }
 
+# idle_rss NAME: RSS growth of a proxy per idle connection, with BENCH_COST_IDLE connections
+# open through it to nginx (which holds a silent connection for its 60 s header timeout).
+BENCH_COST_IDLE=${BENCH_COST_IDLE:-5000}
+idle_rss() {
+  local n=$1 pid=${PID_OF[$1]} t r0 r1
+  t=$(target "$n" 51)
+  r0=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status")
+  # Opens the connections, prints "open" once all are up, holds them until stdin closes.
+  coproc HOLD { "$NODE" -e '
+    const net = require("node:net");
+    const [host, count] = [process.argv[1], Number(process.argv[2])];
+    const socks = []; let up = 0;
+    for (let i = 0; i < count; i++) {
+      const s = net.connect({ host, port: 8080 }, () => { if (++up === count) console.log("open"); });
+      s.on("error", (e) => { console.error(e.message); process.exit(1); });
+      socks.push(s);
+    }
+    process.stdin.on("end", () => process.exit(0)).resume();' "$t" "$BENCH_COST_IDLE"; }
+  local line=
+  read -r -t 30 line <&"${HOLD[0]}" || true
+  [[ $line == open ]] || log "warning: idle connections through $n did not all open"
+  sleep 2
+  r1=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status")
+  exec {HOLD[1]}>&-
+  wait "$HOLD_PID" 2>/dev/null || true
+  # KiB per connection, recorded as bytes over connections.
+  printf 'idle\t%s\t1\t%s\t%s\n' "$n" "$(((r1 - r0) * 1024))" "$BENCH_COST_IDLE" >>"$RESULTS"
+  sleep 2
+}
+
 for s in $BENCH_COST_SUITES; do
   case $s in
+  idle)
+    start_all 51
+    sleep 2
+    for n in $(names); do idle_rss "$n"; done
+    stop_all
+    ;;
   rss)
     start_all 51
     sleep 3
@@ -143,17 +183,19 @@ for s in $BENCH_COST_SUITES; do
   esac
 done
 
-# Per unit: CPU seconds per GB, microseconds per connection and per request; RSS in MiB.
+# Per unit: CPU seconds per GB, microseconds per connection and per request; RSS in MiB, and in
+# bytes per idle connection.
 awk -F'\t' -v hz="$CLK_TCK" '
   { key = $1 SUBSEP $2; ticks[key] += $4; units[key] += $5; seen[$1] = 1; who[$2] = 1 }
   function per(s, n) {
     if (units[s SUBSEP n] == 0) return 0
     if (s == "rss") return ticks[s SUBSEP n] / 1024
+    if (s == "idle") return ticks[s SUBSEP n] / units[s SUBSEP n]
     if (s == "bulk1") return ticks[s SUBSEP n] / hz / (units[s SUBSEP n] / 1e9)
     return 1e6 * ticks[s SUBSEP n] / hz / units[s SUBSEP n]
   }
   END {
-    unit["rss"] = "MiB at rest"; unit["bulk1"] = "CPU s per GB"
+    unit["rss"] = "MiB at rest"; unit["bulk1"] = "CPU s per GB"; unit["idle"] = "RSS bytes per idle conn"
     unit["connrate"] = "CPU us per connection"; unit["h2"] = "CPU us per request"
     for (s in seen) {
       h = per(s, "haproxy"); line = sprintf("%-9s %-22s", s, unit[s])
