@@ -85,8 +85,9 @@ export function dial(
   const onConnect = (): void => finish(undefined);
   const onError = (err: Error): void => finish(failureReason(err));
   const timer = setTimeout(finish, timeoutMs, ConnectFailureReason.TIMEOUT);
-  socket.once('connect', onConnect);
-  socket.once('error', onError);
+  // `on`, not `once`: finish removes both, and `once` would wrap each in two more objects.
+  socket.on('connect', onConnect);
+  socket.on('error', onError);
   return () => {
     if (finished) return;
     finished = true;
