@@ -3,12 +3,16 @@ import type { Socket } from 'node:net';
 /** Size of the shared read buffer: what Node reads per call into a buffer of its own. */
 export const READ_BUFFER_SIZE = 64 * 1024;
 
+/** Spare buffers kept for reuse, at most (each READ_BUFFER_SIZE). */
+const SPARES_MAX = 8;
+
 /** A buffer whose bytes a write still holds (see SharedReadBuffer). */
 interface Lend {
   /** The socket whose queued write points into the buffer. */
   readonly dest: Socket;
-  /** Where the queued bytes start in the buffer, and a copy of them up to the read's end. */
+  /** Where the queued bytes start and end in the buffer; `saved` holds a copy of them. */
   readonly at: number;
+  readonly end: number;
   readonly saved: Buffer;
 }
 
@@ -28,13 +32,18 @@ interface Lend {
  * queued ones put back before its callback returns. No write runs between a read and its
  * callback (both happen in one libuv read step), so the queued bytes are whole whenever libuv
  * sends them. A lend ends once its socket has nothing queued or is destroyed (its writes are
- * then dropped with the handle).
+ * then dropped with the handle). Buffers and copies whose lend ended are reused, so a connection
+ * that keeps its client's socket full (every write queues) allocates nothing per read either.
  *
  * One instance per thread (the data path of a worker thread has its own).
  */
 export class SharedReadBuffer {
-  #current = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+  #current: Buffer = Buffer.allocUnsafe(READ_BUFFER_SIZE);
   readonly #lent = new Map<Buffer, Lend>();
+  /** Buffers no write holds any more (some sockets may still read into them: that is fine). */
+  readonly #spareBuffers: Buffer[] = [];
+  /** Storage for the saved bytes of the next lends. */
+  readonly #spareSaved: Buffer[] = [];
   /** Reads that landed in a lent buffer and were copied out (for tests and profiles). */
   copies = 0;
   /** Times the current buffer was lent to a write and replaced. */
@@ -55,11 +64,11 @@ export class SharedReadBuffer {
         if (!done(lend)) {
           const copy = Buffer.allocUnsafe(n);
           buf.copy(copy, 0, 0, n);
-          lend.saved.copy(buf, lend.at);
+          lend.saved.copy(buf, lend.at, 0, lend.end - lend.at);
           this.copies++;
           return copy;
         }
-        this.#lent.delete(buf);
+        this.#end(buf, lend);
       }
     }
     return buf.subarray(0, n);
@@ -78,10 +87,24 @@ export class SharedReadBuffer {
     // the tap's own frames included, so this may save a little more than needed); else the
     // whole chunk waits behind the earlier write.
     const at = queuedBefore === 0 ? Math.max(0, end - queued) : 0;
-    for (const [b, l] of this.#lent) if (done(l)) this.#lent.delete(b);
-    this.#lent.set(buf, { dest, at, saved: Buffer.from(buf.subarray(at, end)) });
+    for (const [b, l] of this.#lent) if (done(l)) this.#end(b, l);
+    const saved = this.#spareSaved.pop() ?? Buffer.allocUnsafe(READ_BUFFER_SIZE);
+    buf.copy(saved, 0, at, end);
+    // A spare is never lent: take this one off the list if it is there.
+    const i = this.#spareBuffers.indexOf(buf);
+    if (i >= 0) this.#spareBuffers.splice(i, 1);
+    this.#lent.set(buf, { dest, at, end, saved });
     this.lends++;
-    if (buf === this.#current) this.#current = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+    if (buf === this.#current)
+      this.#current = this.#spareBuffers.pop() ?? Buffer.allocUnsafe(READ_BUFFER_SIZE);
+  }
+
+  /** A lend is over: its buffer and its saved copy's storage can serve again. */
+  #end(buf: Buffer, lend: Lend): void {
+    this.#lent.delete(buf);
+    if (this.#spareBuffers.length < SPARES_MAX && buf !== this.#current)
+      this.#spareBuffers.push(buf);
+    if (this.#spareSaved.length < SPARES_MAX) this.#spareSaved.push(lend.saved);
   }
 
   /** Buffers lent to writes still queued, at the last check (for tests). */

@@ -96,6 +96,17 @@ describe('shared read buffer', () => {
     const view = reads.take(10, buf);
     expect(view.buffer).toBe(buf.buffer);
     expect(reads.copies).toBe(1);
+
+    // The next lend reuses that buffer instead of allocating one.
+    far.pause();
+    for (let i = 0; i < 64 && dest.writableLength === 0; i++) dest.write(filler);
+    const buf2 = reads.next() as Buffer;
+    const chunk2 = reads.take(500, buf2);
+    const before2 = dest.writableLength;
+    dest.write(chunk2);
+    reads.settle(chunk2, buf2, dest, before2);
+    expect(reads.lends).toBe(2);
+    expect(reads.next()).toBe(buf);
   });
 
   it('does not lend when the write went out whole', async () => {
