@@ -37,6 +37,10 @@ ENV NODE_ENV=production
 # giving those pages back and faulting fresh ones in, which costs about a third of bulk
 # throughput (docs/operations.md, "Memory allocator"; the benchmarks use the same settings).
 ENV MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=67108864 MALLOC_TOP_PAD_=16777216
+# V8: a young generation of at most 1 MiB per semi-space, instead of what the start-up burst grew
+# it to: about 6 MiB less resident at rest, no CPU cost measured on the data path
+# (docs/operations.md, "V8 heap flags").
+ENV NODE_OPTIONS=--max-semi-space-size=1
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts \
     && npm cache clean --force

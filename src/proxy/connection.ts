@@ -13,7 +13,7 @@ import {
 import type { ConnectFailureReason } from './dial.js';
 import { Dialer, type DialOwner } from './dialer.js';
 import { H2Tap, type TapOwner } from './h2-tap.js';
-import { upstreamReads } from './read-buffer.js';
+import { READ_BUFFER_SIZE, upstreamReads } from './read-buffer.js';
 
 // The types of a connection live in their own file; other modules import them from here.
 export * from './connection-types.js';
@@ -129,6 +129,15 @@ export class Connection implements TapOwner, DialOwner {
   #closeReason: CloseReason | undefined;
   /** The server sent at least one byte (the endpoint is confirmed healthy). */
   #serverSpoke = false;
+  /**
+   * The upstream reads into buffers of its own (a new one per read, as Node does by default)
+   * while the client's socket has bytes queued; into the shared one otherwise. A connection
+   * whose client keeps its socket full would otherwise lend the shared buffer, and copy the
+   * queued bytes aside, on nearly every read (see SharedReadBuffer).
+   */
+  #ownReads = false;
+  /** Whether the buffer the upstream reads into next is its own. */
+  #readIsOwn = false;
 
   constructor(client: Socket, host: ConnectionHost, now: number) {
     this.client = client;
@@ -139,7 +148,7 @@ export class Connection implements TapOwner, DialOwner {
     client.on('error', Connection.#clientError);
     client.on('close', Connection.#clientCloseWhileDialing);
     const dialer = new Dialer(this, host, {
-      buffer: upstreamReads.next,
+      buffer: () => this.#nextReadBuffer(),
       callback: (n, buf) => this.#serverRead(n, buf as Buffer),
     });
     this.#dialer = dialer;
@@ -480,20 +489,33 @@ export class Connection implements TapOwner, DialOwner {
     this.#onClientData(chunk);
   }
 
+  /** For the upstream's `onread.buffer`: where its next read goes (see `#ownReads`). */
+  #nextReadBuffer(): Buffer {
+    this.#readIsOwn = this.#ownReads;
+    return this.#ownReads ? Buffer.allocUnsafe(READ_BUFFER_SIZE) : upstreamReads.next();
+  }
+
   /**
    * The upstream's read callback (`onread`): `n` bytes are in `buf`, the thread's shared read
-   * buffer, which must hold no byte of this chunk once this returns (see SharedReadBuffer).
-   * Returns true always: backpressure pauses the socket itself, so that `isPaused` tells.
+   * buffer (which must hold no byte of this chunk once this returns, see SharedReadBuffer) or
+   * one of its own. Returns true always: backpressure pauses the socket itself, so that
+   * `isPaused` tells.
    */
   #serverRead(n: number, buf: Buffer): boolean {
     try {
       this.#host.faultHook?.(this, 'server-data');
-      const chunk = upstreamReads.take(n, buf);
       const client = this.client;
-      const queued = client.writableLength;
       if (!this.#serverSpoke) this.#onFirstServerByte();
+      if (this.#readIsOwn) {
+        this.#onUpstreamData(buf.subarray(0, n));
+        // The client caught up: back to the shared buffer.
+        if (client.writableLength === 0) this.#ownReads = false;
+        return true;
+      }
+      const chunk = upstreamReads.take(n, buf);
+      const queued = client.writableLength;
       this.#onUpstreamData(chunk);
-      upstreamReads.settle(chunk, buf, client, queued);
+      if (upstreamReads.settle(chunk, buf, client, queued)) this.#ownReads = true;
     } catch (err) {
       // Both sockets are reset: a write still queued on the client is dropped with it.
       this.#faulted('server-data', err);

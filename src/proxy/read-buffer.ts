@@ -76,12 +76,13 @@ export class SharedReadBuffer {
 
   /**
    * After the read callback wrote `chunk` (from `take`) to `dest`, which had `queuedBefore`
-   * bytes queued before: lends the buffer if `dest` still holds some of it.
+   * bytes queued before: lends the buffer if `dest` still holds some of it. Returns whether it
+   * did.
    */
-  settle(chunk: Buffer, buf: Buffer, dest: Socket, queuedBefore: number): void {
+  settle(chunk: Buffer, buf: Buffer, dest: Socket, queuedBefore: number): boolean {
     const queued = dest.writableLength;
     if ((queued === 0 && queuedBefore === 0) || dest.destroyed || chunk.buffer !== buf.buffer)
-      return;
+      return false;
     const end = chunk.length;
     // With nothing queued before, what is queued now is the tail of what was written (bytes of
     // the tap's own frames included, so this may save a little more than needed); else the
@@ -97,6 +98,7 @@ export class SharedReadBuffer {
     this.lends++;
     if (buf === this.#current)
       this.#current = this.#spareBuffers.pop() ?? Buffer.allocUnsafe(READ_BUFFER_SIZE);
+    return true;
   }
 
   /** A lend is over: its buffer and its saved copy's storage can serve again. */
