@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Cost per unit of work of kube-lc-proxy against HAProxy (TCP, leastconn, one thread), in one run:
-# proxy CPU per GB (iperf3, one stream), per new connection (wrk, Connection: close) and per
-# HTTP/2 request (h2load), plus RSS at rest. Shorter than bench/run.sh (no direct runs, no
-# report): for checking one change to the data path. Same pinning and backends as the bench.
+# proxy CPU per GB (iperf3, one stream; bulk1 client to server, bulk1r server to client), per
+# new connection (wrk, Connection: close) and per HTTP/2 request (h2load), plus RSS at rest and
+# per idle connection. Shorter than bench/run.sh (no direct runs, no report): for checking one
+# change to the data path. Same pinning and backends as the bench.
 #
 #   bench/profile-cost.sh                      # this tree's dist/
 #   BENCH_COST_BASE=DIR bench/profile-cost.sh  # also a second build (DIR holds bin/ and dist/)
@@ -19,7 +20,7 @@ BENCH_OUT=${BENCH_OUT:-bench/out/cost}
 BENCH_NET=${BENCH_NET:-127.0.93}
 BENCH_REPS=${BENCH_REPS:-3}
 BENCH_COST_SECONDS=${BENCH_COST_SECONDS:-5}
-BENCH_COST_SUITES=${BENCH_COST_SUITES:-rss idle bulk1 connrate h2}
+BENCH_COST_SUITES=${BENCH_COST_SUITES:-rss idle bulk1 bulk1r connrate h2}
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
@@ -75,7 +76,7 @@ names() {
 # units SUITE FILE: the work a load generator's output reports (bytes, connections, requests).
 units() {
   case $1 in
-  bulk1) jq '.end.sum_received.bytes' "$2" ;;
+  bulk1 | bulk1r) jq '.end.sum_received.bytes' "$2" ;;
   connrate) awk '/requests in/{print $1}' "$2" ;;
   h2) awk '/^requests:/{print $8}' "$2" ;;
   esac
@@ -111,7 +112,7 @@ suite() { # SUITE OCTET
   for n in $(names); do # warm-up (JIT, first connections)
     t=$(target "$n" "$octet")
     case $s in
-    bulk1) run_load warm "$OUT/logs/warm.txt" 60 $LOADP iperf3 -c "$t" -p 8080 -t 2 || true ;;
+    bulk1 | bulk1r) run_load warm "$OUT/logs/warm.txt" 60 $LOADP iperf3 -c "$t" -p 8080 -t 2 || true ;;
     connrate) run_load warm "$OUT/logs/warm.txt" 60 $LOADP wrk -t1 -c50 -d2s -H 'Connection: close' "http://$t:8080/" || true ;;
     h2) run_load warm "$OUT/logs/warm.txt" 60 $LOADP h2load -c 10 -m 10 -D 2 "http://$t:8080/" >/dev/null || true ;;
     esac
@@ -122,6 +123,7 @@ suite() { # SUITE OCTET
       t=$(target "$n" "$octet")
       case $s in
       bulk1) one bulk1 "$n" "$rep" $LOADP iperf3 -c "$t" -p 8080 -t "$BENCH_COST_SECONDS" -J ;;
+      bulk1r) one bulk1r "$n" "$rep" $LOADP iperf3 -c "$t" -p 8080 -t "$BENCH_COST_SECONDS" -R -J ;;
       connrate) one connrate "$n" "$rep" $LOADP wrk -t1 -c50 -d"${BENCH_COST_SECONDS}s" -H 'Connection: close' "http://$t:8080/" ;;
       h2) one h2 "$n" "$rep" $LOADP h2load -c 10 -m 10 -D "$BENCH_COST_SECONDS" "http://$t:8080/" ;;
       esac
@@ -178,6 +180,7 @@ for s in $BENCH_COST_SUITES; do
     stop_all
     ;;
   bulk1) suite bulk1 50 ;;
+  bulk1r) suite bulk1r 50 ;;
   connrate) suite connrate 51 ;;
   h2) suite h2 52 ;;
   esac
@@ -191,11 +194,11 @@ awk -F'\t' -v hz="$CLK_TCK" '
     if (units[s SUBSEP n] == 0) return 0
     if (s == "rss") return ticks[s SUBSEP n] / 1024
     if (s == "idle") return ticks[s SUBSEP n] / units[s SUBSEP n]
-    if (s == "bulk1") return ticks[s SUBSEP n] / hz / (units[s SUBSEP n] / 1e9)
+    if (s ~ /^bulk1/) return ticks[s SUBSEP n] / hz / (units[s SUBSEP n] / 1e9)
     return 1e6 * ticks[s SUBSEP n] / hz / units[s SUBSEP n]
   }
   END {
-    unit["rss"] = "MiB at rest"; unit["bulk1"] = "CPU s per GB"; unit["idle"] = "RSS bytes per idle conn"
+    unit["rss"] = "MiB at rest"; unit["bulk1"] = "CPU s per GB"; unit["bulk1r"] = "CPU s per GB (server to client)"; unit["idle"] = "RSS bytes per idle conn"
     unit["connrate"] = "CPU us per connection"; unit["h2"] = "CPU us per request"
     for (s in seen) {
       h = per(s, "haproxy"); line = sprintf("%-9s %-22s", s, unit[s])

@@ -1,9 +1,4 @@
-import type {
-  CoordinationV1Api,
-  KubeConfig,
-  V1Lease,
-  V1MicroTime,
-} from '@kubernetes/client-node';
+import type { CoordinationV1Api, KubeConfig, V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import { describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import { fnv1a } from '../drain/cluster-rebalance.js';
