@@ -133,7 +133,8 @@ export class Connection implements TapOwner, DialOwner {
    * The upstream reads into buffers of its own (a new one per read, as Node does by default)
    * while the client's socket has bytes queued; into the shared one otherwise. A connection
    * whose client keeps its socket full would otherwise lend the shared buffer, and copy the
-   * queued bytes aside, on nearly every read (see SharedReadBuffer).
+   * queued bytes aside, on nearly every read (see SharedReadBuffer). An upstream that goes quiet
+   * in this state keeps its last own buffer (64 KiB) until its next read.
    */
   #ownReads = false;
   /** Whether the buffer the upstream reads into next is its own. */

@@ -18,8 +18,8 @@ interface Lend {
 
 /**
  * One read buffer for every socket the proxy dials (`net.connect`'s `onread` option), instead
- * of the fresh 64 KiB buffer Node allocates for each read: the allocation and the garbage it
- * leaves are most of the cost of a byte on the server→client path.
+ * of the fresh 64 KiB buffer Node allocates for each read, which with the garbage it leaves is
+ * a share of the cost of each byte on the server→client path.
  *
  * A socket reads into the buffer it was last given (`next`, called by Node after every read
  * callback), so an idle socket keeps pointing at it. That is safe as long as no write still
@@ -32,8 +32,9 @@ interface Lend {
  * queued ones put back before its callback returns. No write runs between a read and its
  * callback (both happen in one libuv read step), so the queued bytes are whole whenever libuv
  * sends them. A lend ends once its socket has nothing queued or is destroyed (its writes are
- * then dropped with the handle). Buffers and copies whose lend ended are reused, so a connection
- * that keeps its client's socket full (every write queues) allocates nothing per read either.
+ * then dropped with the handle). Buffers and copies whose lend ended are reused. A connection
+ * whose writes keep queuing reads into buffers of its own meanwhile (see Connection), so lends,
+ * and their copies, stay rare.
  *
  * One instance per thread (the data path of a worker thread has its own).
  */
