@@ -129,10 +129,18 @@ describe('shared read buffer', () => {
     await listen(BACKEND, (s) => {
       s.once('data', (first: Buffer) => s.end(pattern(first[0] as number, SIZE)));
     });
-    const d = await startTestDaemon([
-      service('bulk', { clusterIP: VIP, ports: [{ name: 'tcp', port: 8080 }] }),
-      endpointSlice('bulk-1', [BACKEND], { service: 'bulk', ports: [{ name: 'tcp', port: 9000 }] }),
-    ]);
+    // The data path on this thread (`workers: 0`), so that the test sees its connections and its
+    // read buffer; the code is the same in a worker thread.
+    const d = await startTestDaemon(
+      [
+        service('bulk', { clusterIP: VIP, ports: [{ name: 'tcp', port: 8080 }] }),
+        endpointSlice('bulk-1', [BACKEND], {
+          service: 'bulk',
+          ports: [{ name: 'tcp', port: 9000 }],
+        }),
+      ],
+      { workers: 0 },
+    );
     cleanups.push(() => d.stop());
     const lendsBefore = upstreamReads.lends;
 
