@@ -6,13 +6,51 @@ import { existsSync, readFileSync } from 'node:fs';
 
 export const OUT = 'bench/out';
 
-export type Suite = 'bulk1' | 'bulk4' | 'connrate' | 'h2';
+/**
+ * bulk1/bulk4: iperf3; connrate: wrk with Connection: close; h2: h2load at full speed; lat:
+ * h2load at a fixed rate (latency); wconnrate/wh2: connrate and h2 of the workers phase.
+ */
+export type Suite = 'bulk1' | 'bulk4' | 'connrate' | 'h2' | 'lat' | 'wconnrate' | 'wh2';
+
+/** Latency of one path of the fixed-rate phase, in µs (pooled over its kept runs). */
+export interface LatencyStat {
+  n: number;
+  bad: number;
+  p50: number | undefined;
+  p99: number | undefined;
+  p999: number | undefined;
+  /** The same percentiles per kept run, in run order. */
+  perRun: { rep: number; p50?: number; p99?: number; p999?: number }[];
+}
+
+/** Memory of one proxy: RSS at rest and with the idle connections open (KiB). */
+export interface MemoryStat {
+  restKib: number;
+  openKib: number | undefined;
+  opened: number | undefined;
+  failed: number | undefined;
+  /** Descriptors the proxy held with the connections open. */
+  fds: number | undefined;
+  /** (RSS open - RSS at rest) / connections opened, in bytes. */
+  perConnBytes: number | undefined;
+}
+
+/** What bench/results.ts writes to results.json and bench/report.ts reads. */
+export interface Results {
+  runs: Run[];
+  stats: Record<string, Stat>;
+  latency: Record<string, LatencyStat>;
+  memory: Record<string, MemoryStat>;
+  notes: string[];
+}
 
 /** One load-generator run, as bench/results.ts reads it from bench/out/. */
 export interface Run {
   suite: Suite;
   case: string;
   rep: number;
+  /** The load generator's output, relative to OUT (h2load's request log: the same, .log). */
+  file: string;
   value: number | undefined;
   errors: string[];
   wallS: number;

@@ -7,8 +7,9 @@
 # than after the current 10 s run.
 
 # ---- settings (environment overrides) -------------------------------------------------------
-# The bench uses addresses @NET@.x only: backends .10-.12, kube-lc-proxy .50-.55, HAProxy .60-.62,
-# metrics on .1. Pick another 127.x.y prefix if this one is taken.
+# The bench uses addresses @NET@.x only: backends .10-.13, kube-lc-proxy .50-.57 (the workers
+# phase .80-.87), HAProxy TCP .60-.62 and .65 (the workers phase .70-.77), HAProxy HTTP .63,
+# nginx grpc_pass .64, metrics on .1. Pick another 127.x.y prefix if this one is taken.
 BENCH_NET=${BENCH_NET:-127.0.88}
 BENCH_REPS=${BENCH_REPS:-3}
 BENCH_IPERF_SECONDS=${BENCH_IPERF_SECONDS:-10}
@@ -23,12 +24,29 @@ BENCH_PROXY_CPU=${BENCH_PROXY_CPU:-1}
 # A run during which other processes used more than BENCH_FOREIGN_MAX % of one core is run again
 # once (the less disturbed of the two is kept), up to BENCH_RETRY_BUDGET times per phase and only
 # in the first BENCH_RETRY_UNTIL seconds (the machine may be shared; this keeps the whole bench
-# under 10 minutes).
+# under 15 minutes).
 BENCH_FOREIGN_MAX=${BENCH_FOREIGN_MAX:-10}
 BENCH_RETRY_BUDGET=${BENCH_RETRY_BUDGET:-6}
-BENCH_RETRY_UNTIL=${BENCH_RETRY_UNTIL:-500}
+BENCH_RETRY_UNTIL=${BENCH_RETRY_UNTIL:-700}
 # Rebuild dist/ when a source file is newer than it (dist/ missing is always built).
 BENCH_REBUILD=${BENCH_REBUILD:-1}
+# kube-lc-proxy's --workers in every phase but the workers phase (passed only when `run --help`
+# lists the flag), against HAProxy's nbthread 1.
+BENCH_WORKERS=${BENCH_WORKERS:-1}
+# Latency phase: h2load at a fixed rate, BENCH_LAT_CLIENTS connections of BENCH_LAT_RPS requests
+# per second each, BENCH_LAT_SECONDS per run (after 1 s of unrecorded warm-up), BENCH_LAT_REPS
+# rounds over the five paths.
+BENCH_LAT_CLIENTS=${BENCH_LAT_CLIENTS:-4}
+BENCH_LAT_RPS=${BENCH_LAT_RPS:-500}
+BENCH_LAT_SECONDS=${BENCH_LAT_SECONDS:-12}
+BENCH_LAT_REPS=${BENCH_LAT_REPS:-2}
+# Memory phase: idle HTTP/2 connections held open through each TCP proxy.
+BENCH_IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
+# Workers phase: --workers 1 and 2 against nbthread 1 and 2, the proxy and the load generators
+# all allowed on BENCH_WORKERS_CPUS; BENCH_WORKERS_REPS rounds of BENCH_WORKERS_SECONDS runs.
+BENCH_WORKERS_CPUS=${BENCH_WORKERS_CPUS:-0,1}
+BENCH_WORKERS_REPS=${BENCH_WORKERS_REPS:-2}
+BENCH_WORKERS_SECONDS=${BENCH_WORKERS_SECONDS:-6}
 
 # Where configs, logs and raw outputs go (bench/profile.sh uses its own).
 OUT=${BENCH_OUT:-bench/out}
@@ -40,6 +58,7 @@ SNAPSHOT=
 KLP_BIN='$SNAPSHOT/bin/kube-lc-proxy.js' # set by snapshot_build
 METRICS_PORT_TRACKED=19911
 METRICS_PORT_UNTRACKED=19912
+METRICS_PORT_WORKERS=19913 # and 19914
 
 PIDS=()
 declare -A PID_NAME=()
@@ -111,7 +130,7 @@ bench_init() {
   trap cleanup EXIT
   trap 'log "interrupted"; cleanup; exit 130' INT
   trap 'log "terminated"; cleanup; exit 143' TERM
-  mkdir -p "$OUT"/{conf,logs,raw,manifests,www,nginx}
+  mkdir -p "$OUT"/{conf,logs,raw,manifests,www,nginx,nginx-grpc}
 }
 
 # run_load NAME OUTFILE TIMEOUT_S CMD...: runs a load generator to completion (bounded by
@@ -150,6 +169,8 @@ cpu_ticks() {
 }
 # Peak resident set size (VmHWM) of PID, in KiB.
 peak_rss_kib() { awk '/^VmHWM:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Resident set size now (VmRSS) of PID, in KiB.
+rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # CPU time (clock ticks, reaped children included) of every process outside the bench's own
 # process tree and outside the kernel's threads: other work competing with the bench. Kernel
@@ -266,6 +287,11 @@ has_no_h2_drain_flag() {
   "$NODE" "$KLP_BIN" run --help 2>/dev/null | grep -Eq -- '--(no-)?h2-drain([^-]|$)'
 }
 
+# True when `run --help` lists --workers (the data path on worker threads).
+has_workers_flag() {
+  "$NODE" "$KLP_BIN" run --help 2>/dev/null | grep -Eq -- '--workers([^-]|$)'
+}
+
 # ---- configs and processes under test -------------------------------------------------------
 
 # render TEMPLATE OUTFILE [KEY=VALUE...]: drops the template's leading comment block and
@@ -285,12 +311,25 @@ render_configs() {
   if [[ $hard != unlimited ]] && (((hard - 1000) / 2 < maxconn)); then
     maxconn=$(((hard - 1000) / 2))
   fi
-  render bench/conf/haproxy.cfg.in "$OUT/conf/haproxy.cfg" "MAXCONN=$maxconn"
+  render bench/conf/haproxy.cfg.in "$OUT/conf/haproxy.cfg" "MAXCONN=$maxconn" NBTHREAD=1 \
+    IP_BULK=60 IP_HTTP=61 IP_H2=62 IP_IDLE=65
+  local n
+  for n in 1 2; do
+    render bench/conf/haproxy.cfg.in "$OUT/conf/haproxy-nbthread$n.cfg" "MAXCONN=$maxconn" \
+      NBTHREAD=$n IP_BULK=$((66 + 4 * n)) IP_HTTP=$((67 + 4 * n)) IP_H2=$((68 + 4 * n)) \
+      IP_IDLE=$((69 + 4 * n))
+    render bench/conf/manifests.yaml.in "$OUT/manifests/workers$n.yaml" \
+      SUFFIX= IP_BULK=$((76 + 4 * n)) IP_HTTP=$((77 + 4 * n)) IP_H2=$((78 + 4 * n)) \
+      IP_IDLE=$((79 + 4 * n))
+  done
+  render bench/conf/haproxy-http.cfg.in "$OUT/conf/haproxy-http.cfg"
   render bench/conf/nginx.conf.in "$OUT/nginx/nginx.conf"
+  render bench/conf/nginx-grpc.conf.in "$OUT/nginx-grpc/nginx.conf"
   render bench/conf/manifests.yaml.in "$OUT/manifests/tracked.yaml" \
-    SUFFIX= IP_BULK=50 IP_HTTP=51 IP_H2=52
+    SUFFIX= IP_BULK=50 IP_HTTP=51 IP_H2=52 IP_IDLE=56
   render bench/conf/manifests.yaml.in "$OUT/manifests/untracked.yaml" \
-    SUFFIX=-untracked IP_BULK=54 IP_HTTP=55 IP_H2=53
+    SUFFIX=-untracked IP_BULK=54 IP_HTTP=55 IP_H2=53 IP_IDLE=57
+
   printf 'hello from the bench backend\n' >"$OUT/www/index.html"
 }
 
@@ -309,20 +348,36 @@ start_backends() {
   start_bg nginx "$OUT/logs/nginx.log" $p nginx -p "$OUT/nginx/" -c nginx.conf
   record_cmd backend-nghttpd $p nghttpd --no-tls -a "$BENCH_NET.12" -d "$OUT/www" 18443
   start_bg nghttpd "$OUT/logs/nghttpd.log" $p nghttpd --no-tls -a "$BENCH_NET.12" -d "$OUT/www" 18443
+  record_cmd backend-idle $p "$NODE" bench/idle-conns.ts server "$BENCH_NET.13" 18500
+  start_bg idle-server "$OUT/logs/idle-server.log" $p "$NODE" bench/idle-conns.ts server \
+    "$BENCH_NET.13" 18500
   wait_tcp "$BENCH_NET.10" 15201 10 || die "iperf3 server did not start"
   wait_tcp "$BENCH_NET.11" 18080 10 || die "nginx did not start (see $OUT/nginx/error.log)"
   wait_tcp "$BENCH_NET.12" 18443 10 || die "nghttpd did not start"
+  wait_tcp "$BENCH_NET.13" 18500 10 || die "the idle backend did not start"
 }
 
-HAPROXY_PID=
+# start_haproxy NAME CONFIG CPUS WAIT_IP: one HAProxy; pid in LAST_PID.
 start_haproxy() {
+  local name=$1 conf=$2 p
+  p=$(pin "$3")
+  haproxy -c -q -f "$conf" || die "bad HAProxy config $conf"
+  record_cmd "proxy-$name" $p haproxy -db -f "$conf"
+  start_bg "$name" "$OUT/logs/$name.log" $p haproxy -db -f "$conf"
+  local pid=$LAST_PID
+  wait_tcp "$4" 8080 10 || die "$name did not start (see $OUT/logs/$name.log)"
+  LAST_PID=$pid
+}
+
+# start_nginx_grpc: nginx with grpc_pass, one process, on the proxy CPU; pid in LAST_PID.
+start_nginx_grpc() {
   local p
   p=$(pin "$BENCH_PROXY_CPU")
-  haproxy -c -q -f "$OUT/conf/haproxy.cfg" || die "bad HAProxy config"
-  record_cmd proxy-haproxy $p haproxy -db -f "$OUT/conf/haproxy.cfg"
-  start_bg haproxy "$OUT/logs/haproxy.log" $p haproxy -db -f "$OUT/conf/haproxy.cfg"
-  HAPROXY_PID=$LAST_PID
-  wait_tcp "$BENCH_NET.60" 8080 10 || die "HAProxy did not start (see $OUT/logs/haproxy.log)"
+  record_cmd proxy-nginx-grpc $p nginx -p "$OUT/nginx-grpc/" -c nginx.conf
+  start_bg nginx-grpc "$OUT/logs/nginx-grpc.log" $p nginx -p "$OUT/nginx-grpc/" -c nginx.conf
+  local pid=$LAST_PID
+  wait_tcp "$BENCH_NET.64" 8080 10 || die "nginx grpc_pass did not start (see $OUT/nginx-grpc/error.log)"
+  LAST_PID=$pid
 }
 
 # The glibc malloc settings the image sets (Dockerfile ENV): the proxy runs as deployed. Without
@@ -331,11 +386,12 @@ start_haproxy() {
 KLP_ENV=(MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=67108864 MALLOC_TOP_PAD_=16777216)
 
 # start_klp NAME MANIFEST METRICS_PORT WAIT_IP [FLAG...]: one kube-lc-proxy; pid in LAST_PID.
-# Extra node options (e.g. --cpu-prof) come from KLP_NODE_OPTS.
+# Extra node options (e.g. --cpu-prof) come from KLP_NODE_OPTS; the CPUs from KLP_CPUS (default
+# the proxy CPU).
 start_klp() {
   local name=$1 manifest=$2 mport=$3 wait_ip=$4 p
   shift 4
-  p=$(pin "$BENCH_PROXY_CPU")
+  p=$(pin "${KLP_CPUS:-$BENCH_PROXY_CPU}")
   local cmd=(env "${KLP_ENV[@]}" $p "$NODE" ${KLP_NODE_OPTS:-} "$KLP_BIN" run --source "file:$manifest" --intercept none
     --metrics-address "$BENCH_NET.1:$mport" --log-level warn --shutdown-grace 2s "$@")
   record_cmd "proxy-$name" "${cmd[@]//"$SNAPSHOT"/\$SNAPSHOT}"

@@ -45,7 +45,8 @@ syscalls_per_connection() {
 
 LOADP=$(pin "$BENCH_LOAD_CPU")
 if [[ ${1:-cpu} == syscalls ]]; then
-  start_haproxy
+  start_haproxy haproxy "$OUT/conf/haproxy.cfg" "$BENCH_PROXY_CPU" "$BENCH_NET.60"
+  HAPROXY_PID=$LAST_PID
   start_klp klp "$OUT/manifests/tracked.yaml" "$METRICS_PORT_TRACKED" "$BENCH_NET.51"
   syscalls_per_connection kube-lc-proxy "$LAST_PID" "$BENCH_NET.51"
   syscalls_per_connection haproxy "$HAPROXY_PID" "$BENCH_NET.61"

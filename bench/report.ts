@@ -7,7 +7,17 @@
  *   node_modules/.bin/node bench/results.ts && node_modules/.bin/node bench/report.ts
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { OUT, pct, readText, tsv, type Run, type Stat, type Suite } from './common.ts';
+import { OUT, pct, readText, tsv, type Results, type Stat, type Suite } from './common.ts';
+import {
+  cpuSection,
+  goalsConsole,
+  goalsSection,
+  latencySection,
+  memorySection,
+  PROXIES,
+  workersSection,
+  type RunData,
+} from './report-goals.ts';
 
 const DOC = 'docs/benchmarks.md';
 
@@ -36,12 +46,32 @@ const SUITES: Record<Suite, { title: string; unit: string; digits: number; cpuUn
     digits: 0,
     cpuUnit: 'µs/req',
   },
+  lat: {
+    title: 'HTTP/2 requests at a fixed rate (h2load --rps; latency above)',
+    unit: 'req/s',
+    digits: 0,
+    cpuUnit: 'µs/req',
+  },
+  wconnrate: {
+    title: 'Workers: new connections (wrk -t2, Connection: close)',
+    unit: 'conn/s',
+    digits: 0,
+    cpuUnit: 'µs/conn',
+  },
+  wh2: {
+    title: 'Workers: HTTP/2 requests (h2load -t2, 20 connections x 10 streams)',
+    unit: 'req/s',
+    digits: 0,
+    cpuUnit: 'µs/req',
+  },
 };
 const CASES: Record<string, string> = {
   direct: 'direct (no proxy)',
-  klp: 'kube-lc-proxy',
-  'klp-untracked': 'kube-lc-proxy, --no-h2-drain',
-  haproxy: 'HAProxy 2.6, TCP, leastconn',
+  ...PROXIES,
+  'klp-w1': 'kube-lc-proxy --workers 1',
+  'klp-w2': 'kube-lc-proxy --workers 2',
+  'haproxy-nb1': 'HAProxy nbthread 1',
+  'haproxy-nb2': 'HAProxy nbthread 2',
 };
 
 /** Paths in outputs are relative to the repository; never print where it is checked out. */
@@ -65,12 +95,10 @@ const fmt = (v: number | undefined, digits: number): string =>
 const {
   runs,
   stats: statsByKey,
+  latency = {},
+  memory = {},
   notes = [],
-} = JSON.parse(readText(`${OUT}/results.json`) || '{}') as {
-  runs?: Run[];
-  stats?: Record<string, Stat>;
-  notes?: string[];
-};
+} = JSON.parse(readText(`${OUT}/results.json`) || '{}') as Partial<Results>;
 if (runs === undefined || statsByKey === undefined || runs.length === 0) {
   console.error(`no results in ${OUT}/results.json: run bench/run.sh (or bench/results.ts) first`);
   process.exit(1);
@@ -78,6 +106,7 @@ if (runs === undefined || statsByKey === undefined || runs.length === 0) {
 const meta = new Map(tsv(`${OUT}/meta.tsv`).map(([k, v]) => [k as string, v ?? '']));
 const m = (k: string): string => meta.get(k) ?? 'unknown';
 const stats = new Map(Object.entries(statsByKey));
+const runData: RunData = { stats, latency, memory, m };
 const med = (suite: Suite, c: string): number | undefined => stats.get(`${suite}/${c}`)?.median;
 const ratio = (suite: Suite, a: string, b: string): number | undefined => {
   const x = med(suite, a);
@@ -161,6 +190,8 @@ out(
   'bench again, or `node_modules/.bin/node bench/results.ts && node_modules/.bin/node bench/report.ts`',
   'to re-render the last run from `bench/out/`.',
   '',
+  ...goalsSection(runData),
+  '',
   '## Targets',
   '',
   '| target | measured (medians) | over all pairings of repetitions | status |',
@@ -182,12 +213,20 @@ out(
   m('pin') === '1'
     ? `- CPU pinning (\`taskset\`): load generators and backends on CPU ${m('load_cpu')}, the proxy under test (kube-lc-proxy: the whole Node.js process with its helper threads; HAProxy: \`nbthread 1\`) alone on CPU ${m('proxy_cpu')}. Both proxies get the same core; "direct" runs use only the load CPU, so it is a reference point, not an upper bound.`
     : '- No CPU pinning (BENCH_PIN=0).',
-  `- ${m('reps')} repetitions per case. Each round runs every case once, in an order rotated per round. Each proxy gets an unrecorded warm-up run first. kube-lc-proxy is started afresh for each of the three phases; HAProxy and the backends run throughout.`,
+  `- ${m('reps')} repetitions per case (latency and workers phases: see their sections). Each round runs every case once, in an order rotated per round. Each proxy gets an unrecorded warm-up run first. kube-lc-proxy is started afresh for each phase${m('workers_flag') === '1' ? `, with \`--workers ${m('workers')}\` outside the workers phase` : ' (its `run --help` listed no `--workers`)'}; HAProxy, the L7 proxies and the backends run throughout. The L7 proxies run like HAProxy TCP: one process, one thread (nginx with \`master_process off\`), on the proxy CPU. Phases run: ${m('phases')}.`,
   '- "spread" is (max - min) / median over the repetitions. "proxy process" is the median CPU time of the proxy in the path over the wall time of the run, in % of one core; "proxy CPU per unit" is its CPU time per GB carried, per connection or per request (median over the runs), which compares the cost of the proxies even when the proxy core was not the limit. "proxy core" and "load core" are how busy each CPU was over the run, kernel work included, from `/proc/stat`: a core at 90% or more is taken as what limited the run ("limited by"); when neither is, the limit is latency (the load generators keep a fixed number of connections or streams in flight). When the load core is the limit, the figure of a proxy also reflects how much extra work it causes the client and the server (for example more, smaller TCP segments to read), not only its own cost.',
   `- Other work: the CPU time of every process outside the bench's own process tree (kernel threads left out) is read from \`/proc\` before and after each run; a run during which it exceeded ${m('foreign_max')}% of one core is run once more and the less disturbed of the two is kept, up to ${m('retry_budget')} times per phase while the bench is under ${m('retry_until')} s old.`,
   '- kube-lc-proxy runs as the image runs it: with the glibc malloc settings of the Dockerfile (`MALLOC_ARENA_MAX=1`, larger trim threshold and top pad; see docs/operations.md, "Memory allocator"), exactly as in the commands below.',
   '- Peak RSS is `VmHWM` from `/proc/PID/status`, read at the end of each phase (the kernel keeps the high-water mark).',
   `- Only loopback: everything listens on ${m('net')}.x; nothing leaves the machine.`,
+  '',
+  ...latencySection(runData),
+  '',
+  ...memorySection(runData),
+  '',
+  ...cpuSection(runData),
+  '',
+  ...workersSection(runData),
   '',
   '## Results',
   '',
@@ -294,8 +333,10 @@ out(
 for (const [label, cmd] of tsv(`${OUT}/commands.tsv`)) out(`# ${label}`, scrub(cmd ?? ''));
 out('```', '');
 for (const [title, path, lang] of [
-  ['HAProxy', `${OUT}/conf/haproxy.cfg`, 'haproxy'],
-  ['nginx', `${OUT}/nginx/nginx.conf`, 'nginx'],
+  ['HAProxy, TCP', `${OUT}/conf/haproxy.cfg`, 'haproxy'],
+  ['HAProxy, mode http', `${OUT}/conf/haproxy-http.cfg`, 'haproxy'],
+  ['nginx grpc_pass', `${OUT}/nginx-grpc/nginx.conf`, 'nginx'],
+  ['nginx (backend of the connection-rate test)', `${OUT}/nginx/nginx.conf`, 'nginx'],
   ['kube-lc-proxy manifests (tracked instance)', `${OUT}/manifests/tracked.yaml`, 'yaml'],
 ] as const) {
   out(`### ${title}: \`${path}\``, '', `\`\`\`${lang}`, scrub(readText(path)).trimEnd(), '```', '');
@@ -327,5 +368,7 @@ for (const [k, v] of cpuRatioRows) console.log(`proxy CPU per unit, ${k.padEnd(4
 console.log('');
 for (const t of targets)
   console.log(`${status(t).replace(/\*/g, '')}: ${t.what}: ${t.value} (pairings ${t.range})`);
+console.log('');
+for (const line of goalsConsole(runData)) console.log(line);
 for (const [phase, proc, kib] of tsv(`${OUT}/rss.tsv`))
   console.log(`peak RSS ${phase}/${proc}: ${(Number(kib) / 1024).toFixed(1)} MiB`);

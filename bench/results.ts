@@ -8,12 +8,43 @@
  *   node_modules/.bin/node bench/results.ts && node_modules/.bin/node bench/report.ts
  */
 import { existsSync, writeFileSync } from 'node:fs';
-import { OUT, pct, readText, tsv, type Run, type Stat, type Suite } from './common.ts';
+import {
+  OUT,
+  pct,
+  readText,
+  tsv,
+  type LatencyStat,
+  type MemoryStat,
+  type Results,
+  type Run,
+  type Stat,
+  type Suite,
+} from './common.ts';
+import { latencyOf } from './latency.ts';
 
-const SUITES: readonly Suite[] = ['bulk1', 'bulk4', 'connrate', 'h2'];
-const CASES = ['direct', 'klp', 'klp-untracked', 'haproxy'];
+const SUITES: readonly Suite[] = ['bulk1', 'bulk4', 'connrate', 'h2', 'lat', 'wconnrate', 'wh2'];
+const CASES = [
+  'direct',
+  'klp',
+  'klp-untracked',
+  'haproxy',
+  'haproxy-http',
+  'nginx-grpc',
+  'klp-w1',
+  'klp-w2',
+  'haproxy-nb1',
+  'haproxy-nb2',
+];
 /** CPU seconds / (figure x seconds) times this gives ms per GB (Gbit/s figures) or µs per unit. */
-const PER_UNIT: Record<Suite, number> = { bulk1: 8000, bulk4: 8000, connrate: 1e6, h2: 1e6 };
+const PER_UNIT: Record<Suite, number> = {
+  bulk1: 8000,
+  bulk4: 8000,
+  connrate: 1e6,
+  h2: 1e6,
+  lat: 1e6,
+  wconnrate: 1e6,
+  wh2: 1e6,
+};
 
 /** Paths in outputs are relative to the repository; never print where it is checked out. */
 
@@ -61,6 +92,9 @@ const PARSERS: Record<Suite, (text: string, errors: string[]) => number | undefi
   bulk4: parseIperf3,
   connrate: parseWrk,
   h2: parseH2load,
+  lat: parseH2load,
+  wconnrate: parseWrk,
+  wh2: parseH2load,
 };
 
 function loadRuns(): Run[] {
@@ -74,6 +108,7 @@ function loadRuns(): Run[] {
         suite: s,
         case: c as string,
         rep: Number(rep),
+        file: file as string,
         value,
         errors,
         wallS: Number(wall),
@@ -215,4 +250,46 @@ for (const suite of SUITES) {
       `kube-lc-proxy RSS after each of its ${suite} runs, in run order: ${rss.map((r) => `${((r.rssKib as number) / 1024).toFixed(0)}`).join(', ')} MiB.`,
     );
 }
-writeFileSync(`${OUT}/results.json`, `${JSON.stringify({ runs, stats, notes }, null, 1)}\n`);
+// ---- latency (fixed-rate phase) and memory --------------------------------------------------
+const latency: Record<string, LatencyStat> = {};
+for (const c of CASES) {
+  const rs = runs.filter((r) => r.suite === 'lat' && r.case === c);
+  if (rs.length === 0) continue;
+  const logs = rs.map((r) => readText(`${OUT}/${r.file.replace(/\.txt$/, '.log')}`));
+  const all = latencyOf(logs);
+  latency[c] = {
+    ...all,
+    perRun: rs.map((r, i) => {
+      const one = latencyOf([logs[i] as string]);
+      return { rep: r.rep, p50: one.p50, p99: one.p99, p999: one.p999 };
+    }),
+  };
+  if (all.bad > 0)
+    notes.push(
+      `Latency, ${c}: ${all.bad} request(s) not answered 200 (left out of the percentiles).`,
+    );
+  if (all.n === 0) notes.push(`Latency, ${c}: no request log was found or it was empty.`);
+}
+const num = (v: string | undefined): number | undefined =>
+  v === undefined || v === '' ? undefined : Number(v);
+const memory: Record<string, MemoryStat> = {};
+for (const [c, rest, open, opened, failed, fds] of tsv(`${OUT}/idle.tsv`)) {
+  const restKib = Number(rest);
+  const openKib = num(open);
+  const n = num(opened);
+  memory[c as string] = {
+    restKib,
+    openKib,
+    opened: n,
+    failed: num(failed),
+    fds: num(fds),
+    perConnBytes:
+      openKib === undefined || n === undefined || n === 0
+        ? undefined
+        : ((openKib - restKib) * 1024) / n,
+  };
+  if ((num(failed) ?? 0) > 0)
+    notes.push(`Memory, ${c}: ${failed} of the idle connections failed to open.`);
+}
+const results: Results = { runs, stats, latency, memory, notes };
+writeFileSync(`${OUT}/results.json`, `${JSON.stringify(results, null, 1)}\n`);

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# kube-lc-proxy benchmark: bulk throughput (iperf3), new-connection rate (wrk, Connection: close,
-# against nginx) and HTTP/2 request rate (h2load against nghttpd), each direct, through
-# kube-lc-proxy and through HAProxy 2.6 (TCP mode, leastconn, one thread), on loopback.
+# kube-lc-proxy benchmark, on loopback, against HAProxy 2.6 (TCP mode, leastconn, one thread)
+# and, for HTTP/2, the per-request L7 balancers users pick instead (HAProxy `mode http` with h2
+# on both sides, nginx `grpc_pass`):
+#   1. memory: RSS at rest, and per idle HTTP/2 connection with 5,000 open;
+#   2. latency added to a fixed-rate HTTP/2 load (h2load --rps, per-request log);
+#   3. bulk throughput (iperf3), 4. new-connection rate (wrk, Connection: close, against nginx),
+#   5. HTTP/2 request rate (h2load against nghttpd), each direct and through every proxy, with
+#      the proxy's CPU per GB, per connection and per request;
+#   6. --workers 1 and 2 against HAProxy nbthread 1 and 2 on the same CPUs.
 #
 #   npm run bench            # or bench/run.sh; as root on Debian bookworm it installs what is missing
 #
 # Writes raw outputs to bench/out/ (gitignored) and regenerates docs/benchmarks.md.
-# Settings (environment): see the top of bench/lib.sh. Takes 7 to 9 minutes (reruns of runs that
-# other work on the machine disturbed included).
+# Settings (environment): see the top of bench/lib.sh. Takes 12 to 15 minutes (reruns of runs
+# that other work on the machine disturbed included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -16,7 +22,7 @@ source bench/lib.sh
 STARTED=$(date +%s)
 bench_init
 rm -rf "$OUT/raw" "$OUT/logs" "$OUT/runs.tsv" "$OUT/commands.tsv" "$OUT/rss.tsv" "$OUT/meta.tsv" \
-  "$OUT"/metrics-*.txt
+  "$OUT/idle.tsv" "$OUT"/metrics-*.txt
 mkdir -p "$OUT/raw" "$OUT/logs"
 touch "$OUT/runs.tsv" "$OUT/commands.tsv" "$OUT/rss.tsv"
 
@@ -52,6 +58,16 @@ collect_meta() {
   meta proxy_cpu "$BENCH_PROXY_CPU"
   meta reps "$BENCH_REPS"
   meta net "$BENCH_NET"
+  meta workers "$BENCH_WORKERS"
+  meta lat_clients "$BENCH_LAT_CLIENTS"
+  meta lat_rps "$BENCH_LAT_RPS"
+  meta lat_seconds "$BENCH_LAT_SECONDS"
+  meta lat_reps "$BENCH_LAT_REPS"
+  meta idle_conns "$BENCH_IDLE_CONNS"
+  meta workers_cpus "$BENCH_WORKERS_CPUS"
+  meta workers_reps "$BENCH_WORKERS_REPS"
+  meta workers_seconds "$BENCH_WORKERS_SECONDS"
+  meta nofile "$(ulimit -n)"
 }
 collect_meta
 BUSY=$(wait_quiet)
@@ -80,8 +96,11 @@ run_once() {
   f0=$(foreign_ticks)
   [[ $ppid != - ]] && c0=$(cpu_ticks "$ppid")
   s0=$(cpu_snapshot)
+  # @LOG@ in the command is this run's own per-request log (h2load --log-file).
+  local args=() a
+  for a in "$@"; do args+=("${a//@LOG@/${file%.txt}.log}"); done
   t0=$(date +%s.%N)
-  run_load "$suite-$case" "$file" 120 "$@" || rc=$?
+  run_load "$suite-$case" "$file" 120 "${args[@]}" || rc=$?
   t1=$(date +%s.%N)
   s1=$(cpu_snapshot)
   [[ $ppid != - ]] && c1=$(cpu_ticks "$ppid")
@@ -152,6 +171,8 @@ set_targets() { # DIRECT_IP:PORT KLP_IP HAPROXY_IP [UNTRACKED_KLP_IP]
   TARGET[klp]=$2:8080
   TARGET[haproxy]=$3:8080
   TARGET[klp-untracked]=${4:-}:8080
+  TARGET[haproxy-http]=$BENCH_NET.63:8080
+  TARGET[nginx-grpc]=$BENCH_NET.64:8080
 }
 
 case_bulk1() { bulk "$1" "$2" 1; }
@@ -187,73 +208,106 @@ record_rss() { # PHASE INSTANCE PID
   printf '%s\t%s\t%s\n' "$1" "$2" "$(peak_rss_kib "$3")" >>"$OUT/rss.tsv"
 }
 
-log "starting backends and HAProxy"
+# shellcheck source=bench/phases.sh
+source bench/phases.sh
+
+log "starting backends, HAProxy (TCP and HTTP) and nginx grpc_pass"
 start_backends
-start_haproxy
+start_haproxy haproxy "$OUT/conf/haproxy.cfg" "$BENCH_PROXY_CPU" "$BENCH_NET.60"
+HAPROXY_PID=$LAST_PID
+start_haproxy haproxy-http "$OUT/conf/haproxy-http.cfg" "$BENCH_PROXY_CPU" "$BENCH_NET.63"
+PROXY_PID[haproxy-http]=$LAST_PID
+start_nginx_grpc
+PROXY_PID[nginx-grpc]=$LAST_PID
 PROXY_PID[direct]=-
 PROXY_PID[haproxy]=$HAPROXY_PID
 
 UNTRACKED=0
 if has_no_h2_drain_flag; then UNTRACKED=1; fi
 meta untracked_flag "$UNTRACKED"
+# --workers BENCH_WORKERS in every phase but the workers phase, when the flag exists.
+WORKERS_FLAG=0
+KLP_FLAGS=()
+if has_workers_flag; then
+  WORKERS_FLAG=1
+  KLP_FLAGS=(--workers "$BENCH_WORKERS")
+else
+  log "run --help lists no --workers: the proxy runs as it is, and the workers phase is skipped"
+fi
+meta workers_flag "$WORKERS_FLAG"
 
 # ---- bulk throughput ----
-RETRIES_LEFT=$BENCH_RETRY_BUDGET
-log "phase 1/3: bulk throughput (iperf3, ${BENCH_IPERF_SECONDS}s per run)"
-start_klp klp "$OUT/manifests/tracked.yaml" "$METRICS_PORT_TRACKED" "$BENCH_NET.50"
-PROXY_PID[klp]=$LAST_PID
-set_targets "$BENCH_NET.10:15201" "$BENCH_NET.50" "$BENCH_NET.60"
-for c in klp haproxy; do
-  warmup $LOADP iperf3 -c "${TARGET[$c]%:*}" -p 8080 -t 2 -P 4
-  sleep 1
-done
-run_suite bulk1 1 direct klp haproxy
-run_suite bulk4 1 direct klp haproxy
-record_rss bulk klp "${PROXY_PID[klp]}"
-stop_pid "${PROXY_PID[klp]}"
+phase_bulk() {
+  RETRIES_LEFT=$BENCH_RETRY_BUDGET
+  log "phase 3/6: bulk throughput (iperf3, ${BENCH_IPERF_SECONDS}s per run)"
+  start_klp klp "$OUT/manifests/tracked.yaml" "$METRICS_PORT_TRACKED" "$BENCH_NET.50" "${KLP_FLAGS[@]}"
+  PROXY_PID[klp]=$LAST_PID
+  set_targets "$BENCH_NET.10:15201" "$BENCH_NET.50" "$BENCH_NET.60"
+  for c in klp haproxy; do
+    warmup $LOADP iperf3 -c "${TARGET[$c]%:*}" -p 8080 -t 2 -P 4
+    sleep 1
+  done
+  run_suite bulk1 1 direct klp haproxy
+  run_suite bulk4 1 direct klp haproxy
+  record_rss bulk klp "${PROXY_PID[klp]}"
+  stop_pid "${PROXY_PID[klp]}"
+}
 
 # ---- new-connection rate ----
-RETRIES_LEFT=$BENCH_RETRY_BUDGET
-log "phase 2/3: new-connection rate (wrk, Connection: close, ${BENCH_WRK_SECONDS}s per run)"
-start_klp klp "$OUT/manifests/tracked.yaml" "$METRICS_PORT_TRACKED" "$BENCH_NET.51"
-PROXY_PID[klp]=$LAST_PID
-set_targets "$BENCH_NET.11:18080" "$BENCH_NET.51" "$BENCH_NET.61"
-for c in klp haproxy; do
-  warmup $LOADP wrk -t1 -c"$BENCH_WRK_CONNECTIONS" -d2s -H 'Connection: close' "http://${TARGET[$c]}/"
-done
-sleep 2
-run_suite connrate 2 direct klp haproxy
-record_rss connrate klp "${PROXY_PID[klp]}"
-stop_pid "${PROXY_PID[klp]}"
+phase_connrate() {
+  RETRIES_LEFT=$BENCH_RETRY_BUDGET
+  log "phase 4/6: new-connection rate (wrk, Connection: close, ${BENCH_WRK_SECONDS}s per run)"
+  start_klp klp "$OUT/manifests/tracked.yaml" "$METRICS_PORT_TRACKED" "$BENCH_NET.51" "${KLP_FLAGS[@]}"
+  PROXY_PID[klp]=$LAST_PID
+  set_targets "$BENCH_NET.11:18080" "$BENCH_NET.51" "$BENCH_NET.61"
+  for c in klp haproxy; do
+    warmup $LOADP wrk -t1 -c"$BENCH_WRK_CONNECTIONS" -d2s -H 'Connection: close' "http://${TARGET[$c]}/"
+  done
+  sleep 2
+  run_suite connrate 2 direct klp haproxy
+  record_rss connrate klp "${PROXY_PID[klp]}"
+  stop_pid "${PROXY_PID[klp]}"
+}
 
 # ---- HTTP/2 ----
-RETRIES_LEFT=$BENCH_RETRY_BUDGET
-log "phase 3/3: HTTP/2 (h2load, ${BENCH_H2_SECONDS}s per run)"
-start_klp klp "$OUT/manifests/tracked.yaml" "$METRICS_PORT_TRACKED" "$BENCH_NET.52"
-PROXY_PID[klp]=$LAST_PID
-set_targets "$BENCH_NET.12:18443" "$BENCH_NET.52" "$BENCH_NET.62" "$BENCH_NET.53"
-h2cases=(direct klp haproxy)
-if [[ $UNTRACKED == 1 ]]; then
-  start_klp klp-untracked "$OUT/manifests/untracked.yaml" "$METRICS_PORT_UNTRACKED" \
-    "$BENCH_NET.53" --no-h2-drain
-  PROXY_PID[klp-untracked]=$LAST_PID
-  h2cases=(direct klp klp-untracked haproxy)
-else
-  log "run --help lists no --no-h2-drain: the untracked case is not measured"
-fi
-for c in "${h2cases[@]:1}"; do
-  warmup $LOADP h2load -c 10 -m 10 -D 2 "http://${TARGET[$c]}/"
+phase_h2() {
+  RETRIES_LEFT=$BENCH_RETRY_BUDGET
+  log "phase 5/6: HTTP/2 (h2load, ${BENCH_H2_SECONDS}s per run)"
+  start_klp klp "$OUT/manifests/tracked.yaml" "$METRICS_PORT_TRACKED" "$BENCH_NET.52" "${KLP_FLAGS[@]}"
+  PROXY_PID[klp]=$LAST_PID
+  set_targets "$BENCH_NET.12:18443" "$BENCH_NET.52" "$BENCH_NET.62" "$BENCH_NET.53"
+  h2cases=(direct klp haproxy haproxy-http nginx-grpc)
+  if [[ $UNTRACKED == 1 ]]; then
+    start_klp klp-untracked "$OUT/manifests/untracked.yaml" "$METRICS_PORT_UNTRACKED" \
+      "$BENCH_NET.53" --no-h2-drain "${KLP_FLAGS[@]}"
+    PROXY_PID[klp-untracked]=$LAST_PID
+    h2cases=(direct klp klp-untracked haproxy haproxy-http nginx-grpc)
+  else
+    log "run --help lists no --no-h2-drain: the untracked case is not measured"
+  fi
+  for c in "${h2cases[@]:1}"; do
+    warmup $LOADP h2load -c 10 -m 10 -D 2 "http://${TARGET[$c]}/"
+  done
+  run_suite h2 1 "${h2cases[@]}"
+  scrape "$METRICS_PORT_TRACKED" >"$OUT/metrics-h2-klp.txt" || true
+  record_rss h2 klp "${PROXY_PID[klp]}"
+  if [[ $UNTRACKED == 1 ]]; then
+    scrape "$METRICS_PORT_UNTRACKED" >"$OUT/metrics-h2-klp-untracked.txt" || true
+    record_rss h2 klp-untracked "${PROXY_PID[klp-untracked]}"
+    stop_pid "${PROXY_PID[klp-untracked]}"
+  fi
+  stop_pid "${PROXY_PID[klp]}"
+}
+
+# want PHASE: whether BENCH_PHASES (default: all) names PHASE.
+want() { [[ " ${BENCH_PHASES:-memory latency bulk connrate h2 workers} " == *" $1 "* ]]; }
+for phase in memory latency bulk connrate h2 workers; do
+  if want "$phase"; then "phase_$phase"; else log "phase $phase: skipped (BENCH_PHASES)"; fi
 done
-run_suite h2 1 "${h2cases[@]}"
-scrape "$METRICS_PORT_TRACKED" >"$OUT/metrics-h2-klp.txt" || true
-record_rss h2 klp "${PROXY_PID[klp]}"
-if [[ $UNTRACKED == 1 ]]; then
-  scrape "$METRICS_PORT_UNTRACKED" >"$OUT/metrics-h2-klp-untracked.txt" || true
-  record_rss h2 klp-untracked "${PROXY_PID[klp-untracked]}"
-  stop_pid "${PROXY_PID[klp-untracked]}"
-fi
-stop_pid "${PROXY_PID[klp]}"
+meta phases "${BENCH_PHASES:-all}"
 record_rss all haproxy "$HAPROXY_PID"
+record_rss all haproxy-http "${PROXY_PID[haproxy-http]}"
+record_rss all nginx-grpc "${PROXY_PID[nginx-grpc]}"
 
 meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta duration_s "$(($(date +%s) - STARTED))"
