@@ -157,15 +157,16 @@ export function latencySection(d: RunData): string[] {
   return [
     '## Latency added at a fixed rate',
     '',
-    `\`h2load --rps\`: ${d.m('lat_clients')} connections of ${d.m('lat_rps')} requests/s each (${rate.toLocaleString('en-US')} requests/s in all, up to 10 streams per connection), ${d.m('lat_seconds')} s per run after 1 s of unrecorded warm-up, ${d.m('lat_reps')} runs per path in rotated order. Percentiles come from h2load's per-request log (\`--log-file\`: every request's time to the end of its response), pooled over the runs of a path; "per run" gives each run's own p99. "Added" is the percentile through the proxy minus the same percentile direct, in this run. The load generator and nghttpd share one core, the proxy has the other (one process, one thread or event loop each).`,
+    `\`h2load --rps\`: ${d.m('lat_clients')} connections of ${d.m('lat_rps')} requests/s each (${rate.toLocaleString('en-US')} requests/s in all, up to 10 streams per connection), ${d.m('lat_seconds')} s per run after 1 s of unrecorded warm-up, ${d.m('lat_reps')} runs per path in rotated order. Percentiles come from h2load's per-request log (\`--log-file\`: every request's time to the end of its response), pooled over the runs of a path; "per run" gives each run's own p99. "Added" is the percentile through the proxy minus the same percentile direct, in this run. The load generator and nghttpd share one core, the proxy has the other (one process, one thread or event loop each). Tail percentiles are where other work on a shared machine shows first: a run during which other processes used a whole core or more has a p99 that measures waiting for a CPU, not the proxy (see the last column, and compare the runs of a path).`,
     '',
-    '| path | requests | p50 | p99 | p99.9 | added p50 | added p99 | added p99.9 | p99 per run | proxy CPU per request at this rate |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
+    '| path | requests | p50 | p99 | p99.9 | added p50 | added p99 | added p99.9 | p99 per run | proxy CPU per request at this rate | other work (most in a run) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |',
     ...rows.map((c) => {
       const l = d.latency[c] as LatencyStat;
       const direct = c === 'direct';
-      const cpu = d.stats.get(`lat/${c}`)?.cpuPerUnit;
-      return `| ${direct ? 'direct (no proxy)' : PROXIES[c]} | ${l.n.toLocaleString('en-US')}${l.bad > 0 ? ` (${l.bad} bad)` : ''} | ${ms(l.p50)} | ${ms(l.p99)} | ${ms(l.p999)} | ${direct ? '' : signedMs(added(d.latency, c, 'p50'))} | ${direct ? '' : signedMs(added(d.latency, c, 'p99'))} | ${direct ? '' : signedMs(added(d.latency, c, 'p999'))} | ${l.perRun.map((r) => ms(r.p99)).join(', ')} | ${cpu === undefined ? '' : `${cpu.toFixed(2)} µs`} |`;
+      const st = d.stats.get(`lat/${c}`);
+      const cpu = st?.cpuPerUnit;
+      return `| ${direct ? 'direct (no proxy)' : PROXIES[c]} | ${l.n.toLocaleString('en-US')}${l.bad > 0 ? ` (${l.bad} bad)` : ''} | ${ms(l.p50)} | ${ms(l.p99)} | ${ms(l.p999)} | ${direct ? '' : signedMs(added(d.latency, c, 'p50'))} | ${direct ? '' : signedMs(added(d.latency, c, 'p99'))} | ${direct ? '' : signedMs(added(d.latency, c, 'p999'))} | ${l.perRun.map((r) => ms(r.p99)).join(', ')} | ${cpu === undefined ? '' : `${cpu.toFixed(2)} µs`} | ${st === undefined ? '' : `${st.foreign.toFixed(0)}% of a core`} |`;
     }),
   ];
 }

@@ -96,8 +96,9 @@ run_once() {
   f0=$(foreign_ticks)
   [[ $ppid != - ]] && c0=$(cpu_ticks "$ppid")
   s0=$(cpu_snapshot)
-  # @LOG@ in the command is this run's own per-request log (h2load --log-file).
+  # @LOG@ in the command is this run's own per-request log (h2load --log-file appends to it).
   local args=() a
+  rm -f "${file%.txt}.log"
   for a in "$@"; do args+=("${a//@LOG@/${file%.txt}.log}"); done
   t0=$(date +%s.%N)
   run_load "$suite-$case" "$file" 120 "${args[@]}" || rc=$?
