@@ -330,7 +330,9 @@ out(
   '',
   '```sh',
 );
-for (const [label, cmd] of tsv(`${OUT}/commands.tsv`)) out(`# ${label}`, scrub(cmd ?? ''));
+// @LOG@ stands for each run's own request log (bench/run.sh fills it in per run).
+for (const [label, cmd] of tsv(`${OUT}/commands.tsv`))
+  out(`# ${label}`, scrub(cmd ?? '').replaceAll('@LOG@', `${OUT}/raw/${label}-rREP-aATTEMPT.log`));
 out('```', '');
 for (const [title, path, lang] of [
   ['HAProxy, TCP', `${OUT}/conf/haproxy.cfg`, 'haproxy'],
