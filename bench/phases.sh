@@ -67,6 +67,8 @@ case_lat() {
 
 phase_latency() {
   RETRIES_LEFT=$BENCH_RETRY_BUDGET
+  # Tail latency is what other work on the machine disturbs most: wait once more (briefly).
+  meta busy_before_latency "$(BENCH_QUIET_WAIT=30 wait_quiet)"
   log "phase 2/6: latency at $((BENCH_LAT_CLIENTS * BENCH_LAT_RPS)) HTTP/2 requests/s (h2load --rps, ${BENCH_LAT_SECONDS}s per run)"
   start_klp klp "$OUT/manifests/tracked.yaml" "$METRICS_PORT_TRACKED" "$BENCH_NET.52" \
     "${KLP_FLAGS[@]}"
