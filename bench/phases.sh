@@ -66,7 +66,8 @@ case_lat() {
 }
 
 phase_latency() {
-  RETRIES_LEFT=$BENCH_RETRY_BUDGET
+  # Every run of this phase may be run once more if other work disturbed it (see measure).
+  RETRIES_LEFT=$((BENCH_LAT_REPS * 5))
   # Tail latency is what other work on the machine disturbs most: wait once more (briefly).
   meta busy_before_latency "$(BENCH_QUIET_WAIT=30 wait_quiet)"
   log "phase 2/6: latency at $((BENCH_LAT_CLIENTS * BENCH_LAT_RPS)) HTTP/2 requests/s (h2load --rps, ${BENCH_LAT_SECONDS}s per run)"
