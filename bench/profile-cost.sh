@@ -32,7 +32,8 @@ snapshot_build
 check_addresses_free
 render_configs
 start_backends
-start_haproxy
+start_haproxy haproxy "$OUT/conf/haproxy.cfg" "$BENCH_PROXY_CPU" "$BENCH_NET.60"
+HAPROXY_PID=$LAST_PID
 CLK_TCK=$(getconf CLK_TCK)
 LOADP=$(pin "$BENCH_LOAD_CPU")
 RESULTS=$OUT/cost.tsv
