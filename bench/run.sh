@@ -12,8 +12,8 @@
 #   npm run bench            # or bench/run.sh; as root on Debian bookworm it installs what is missing
 #
 # Writes raw outputs to bench/out/ (gitignored) and regenerates docs/benchmarks.md.
-# Settings (environment): see the top of bench/lib.sh. Takes 12 to 15 minutes (reruns of runs
-# that other work on the machine disturbed included).
+# Settings (environment): see the top of bench/lib.sh. Takes 12 to 15 minutes on a quiet machine;
+# up to about 18 when other work on the machine makes it wait and rerun disturbed runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
