@@ -3,7 +3,8 @@
  *
  * 1. Pick cost: least-connection picks on one Service port with 10 to 10,000 endpoints. Each
  *    round picks, counts the dial as connected, and closes the oldest of the open connections
- *    (so counts move and the heap reorders, as in steady traffic).
+ *    (so counts move and the heap reorders, as in steady traffic). Then the same with the counts
+ *    in shared memory (worker threads), where a pick is a scan.
  * 2. One EndpointSlice update of one endpoint on a Service port with 10,000 endpoints (100
  *    slices of 100 endpoints, as the EndpointSlice controller cuts them): table build plus the
  *    balancer's update.
@@ -15,6 +16,7 @@
  * Prints Markdown tables for docs/benchmarks.md. Timings are medians of several rounds.
  */
 import { LeastConnBalancer } from '../dist/balancer/least-conn.js';
+import { SharedCounts, SlotTable } from '../dist/balancer/shared-counts.js';
 import { ServiceTableBuilder } from '../dist/servicetable/builder.js';
 
 type Obj = Record<string, unknown>;
@@ -65,16 +67,40 @@ function bigPort(n: number, perSlice: number): { builder: ServiceTableBuilder; s
   return { builder, slices };
 }
 
-function pickCost(): string[] {
-  const rows = ['| endpoints | ns per pick (pick + connected + close) | ratio to 10 endpoints |'];
+/**
+ * A balancer over the endpoints of `sp`: this thread's counts, or (worker threads) counts in
+ * shared memory, where a pick scans the endpoints instead of reading the heap's top.
+ */
+function balancerFor(
+  sp: NonNullable<ReturnType<ReturnType<ServiceTableBuilder['build']>['ports']['get']>>,
+  shared: boolean,
+): LeastConnBalancer {
+  if (!shared) {
+    const b = new LeastConnBalancer();
+    b.update(sp.endpoints);
+    return b;
+  }
+  const counts = SharedCounts.create(2);
+  const slots = new SlotTable(counts);
+  slots.assign(1, new Map([[sp.key, sp.endpoints.map((ep) => ep.key)]]), Math.random);
+  const b = new LeastConnBalancer({
+    shared: { counts, region: 0, slotOf: (ep) => slots.slotOf(sp.key, ep) },
+  });
+  b.update(sp.endpoints);
+  return b;
+}
+
+function pickCost(shared = false): string[] {
+  const rows = [
+    `| endpoints | ns per pick (pick + connected + close)${shared ? ', shared counts' : ''} | ratio to 10 endpoints |`,
+  ];
   rows.push('| ---: | ---: | ---: |');
   let base = 0;
   for (const n of [10, 100, 1000, 10_000]) {
     const { builder } = bigPort(n, 100);
     const sp = builder.build().ports.get('bench/big:grpc');
     if (sp === undefined) throw new Error('no port');
-    const b = new LeastConnBalancer();
-    b.update(sp.endpoints);
+    const b = balancerFor(sp, shared);
     // Steady state: 4 connections per endpoint open, the oldest closed after each new one
     // (a ring of the open connections' endpoints).
     const ring = new Array<NonNullable<ReturnType<LeastConnBalancer['pick']>>>(4 * n);
@@ -89,9 +115,11 @@ function pickCost(): string[] {
       ring[next] = ep;
       next = (next + 1) % ring.length;
     };
-    for (let i = 0; i < 8 * n + 100_000; i++) step();
+    // A shared-count pick is a scan: fewer of them at the larger sizes, same rounds.
+    const scale = shared ? Math.max(1, n / 10) : 1;
+    for (let i = 0; i < 8 * n + Math.round(100_000 / scale); i++) step();
     const rounds: number[] = [];
-    const picks = 200_000;
+    const picks = Math.max(500, Math.round(200_000 / scale));
     for (let r = 0; r < 7; r++) {
       const t0 = process.hrtime.bigint();
       for (let i = 0; i < picks; i++) step();
@@ -194,6 +222,11 @@ export function microBenchmarks(level = '###'): { markdown: string[]; pickNsAt10
       `${level} Pick cost`,
       '',
       ...picks,
+      '',
+      'With worker threads (`--workers`), counts are in shared memory and other threads move them,',
+      'so a pick scans the eligible endpoints instead of reading the top of a heap:',
+      '',
+      ...pickCost(true),
       '',
       `${level} One EndpointSlice update on a Service port with 10,000 endpoints`,
       '',

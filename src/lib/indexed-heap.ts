@@ -44,6 +44,11 @@ export class IndexedMinHeap<T extends HeapItem> {
     if (this.has(item) && !this.#up(item.heapIndex)) this.#down(item.heapIndex);
   }
 
+  /** The items in heap order (not sorted), for a scan without an iterator. Do not modify. */
+  get items(): readonly T[] {
+    return this.#items;
+  }
+
   *[Symbol.iterator](): IterableIterator<T> {
     yield* this.#items;
   }

@@ -102,16 +102,20 @@ describe('least connection over shared counts (worker threads)', () => {
     expect(['a', 'b', 'c'].map((k) => slots.slotOf(SP, `${k}:9000`))).toContain(slotA);
   });
 
-  it('grows the buffer in place when slots run out', () => {
-    const counts = SharedCounts.create(2);
-    const before = counts.capacity;
+  it('counts past the last slot per thread, and says how many could not be shared', () => {
+    const counts = SharedCounts.create(2, 8);
     const slots = new SlotTable(counts);
-    const keys = Array.from({ length: before + 10 }, (_, i) => `10.0.${i >> 8}.${i & 255}:80`);
+    const keys = Array.from({ length: 10 }, (_, i) => `10.0.0.${i}:80`);
     slots.assign(1, new Map([[SP, keys]]), () => 0);
-    expect(counts.capacity).toBeGreaterThan(before);
-    const last = slots.slotOf(SP, keys.at(-1) as string) as number;
-    counts.add(last, 1, 0, 1);
-    expect(counts.total(last, 0)).toBe(1);
+    // Slot 0 holds the globals: 7 endpoints get one, 3 do not.
+    expect(keys.filter((k) => slots.slotOf(SP, k) !== undefined)).toHaveLength(7);
+    expect(slots.unassigned).toBe(3);
+    const b = new LeastConnBalancer({
+      shared: { counts, region: 0, slotOf: (ep) => slots.slotOf(SP, ep) },
+    });
+    b.update(keys.map((k) => tableEndpoint(k.split(':')[0] as string, 80)));
+    for (let i = 0; i < 20; i++) b.pick();
+    expect([...b.endpoints()].reduce((n, ep) => n + ep.active, 0)).toBe(20);
   });
 
   it('compares tie-break numbers across the Int32 wrap', () => {
