@@ -380,10 +380,10 @@ start_nginx_grpc() {
   LAST_PID=$pid
 }
 
-# The glibc malloc settings the image sets (Dockerfile ENV): the proxy runs as deployed. Without
+# The glibc malloc settings and the V8 flag the image sets (Dockerfile ENV): the proxy runs as deployed. Without
 # them every 64 KiB read buffer Node allocates lands on fresh heap pages that glibc has just
 # trimmed, and bulk throughput drops by about a third (docs/operations.md, "Memory allocator").
-KLP_ENV=(MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=67108864 MALLOC_TOP_PAD_=16777216)
+KLP_ENV=(MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=67108864 MALLOC_TOP_PAD_=16777216 NODE_OPTIONS=--max-semi-space-size=1)
 
 # start_klp NAME MANIFEST METRICS_PORT WAIT_IP [FLAG...]: one kube-lc-proxy; pid in LAST_PID.
 # Extra node options (e.g. --cpu-prof) come from KLP_NODE_OPTS; the CPUs from KLP_CPUS (default
