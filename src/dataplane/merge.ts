@@ -1,4 +1,8 @@
-import { ServicePortCounters, type RemotePortFigures } from '../proxy/service-port-proxy.js';
+import {
+  addCounters,
+  ServicePortCounters,
+  type RemotePortFigures,
+} from '../proxy/service-port-proxy.js';
 import type { WorkerSnapshot } from './protocol.js';
 
 /** The workers' figures summed: per Service port, and over the node. */
@@ -58,19 +62,7 @@ export function mergeWorkerSnapshots(snapshots: readonly WorkerSnapshot[]): Merg
         };
         ports.set(p.servicePort, m);
       }
-      const c = m.counters;
-      add(c.turnedAway, p.turnedAway as [never, number][]);
-      add(c.protocols, p.protocols as [never, number][]);
-      add(c.desyncs, p.desyncs);
-      add(c.drainsStarted, p.drainsStarted);
-      add(c.drainsEnded, p.drainsEnded);
-      add(c.closes, p.closes as [never, number][]);
-      add(c.acceptErrors, p.acceptErrors);
-      c.serverGoaways += p.serverGoaways;
-      c.drainedStreamsNormal += p.drainedStreamsNormal;
-      c.drainedStreamsReset += p.drainedStreamsReset;
-      c.bytesClientToServer += p.bytesClientToServer;
-      c.bytesServerToClient += p.bytesServerToClient;
+      addCounters(m.counters, p);
       m.connections += p.connections;
       add(m.faults, p.faults);
       for (const [key, total, failures, c2s, s2c] of p.endpoints) {

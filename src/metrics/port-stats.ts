@@ -1,6 +1,7 @@
 import type { EndpointStats, EndpointStatus } from '../balancer/endpoint-stats.js';
 import type { Endpoint, ServicePort } from '../servicetable/types.js';
 import {
+  addCounters,
   ServicePortCounters,
   type RemotePortFigures,
   type ServicePortProxy,
@@ -51,21 +52,8 @@ function addEntries<K>(into: Map<K, number>, from: Iterable<[K, number]>): void 
 /** This thread's counters plus the workers'. */
 function mergedCounters(p: ServicePortProxy, remote: RemotePortFigures): ServicePortCounters {
   const out = new ServicePortCounters();
-  const sources = p.used && p.hasCounters ? [p.counters, remote.counters] : [remote.counters];
-  for (const c of sources) {
-    addEntries(out.turnedAway, c.turnedAway);
-    addEntries(out.protocols, c.protocols);
-    addEntries(out.desyncs, c.desyncs);
-    addEntries(out.drainsStarted, c.drainsStarted);
-    addEntries(out.drainsEnded, c.drainsEnded);
-    addEntries(out.closes, c.closes);
-    addEntries(out.acceptErrors, c.acceptErrors);
-    out.serverGoaways += c.serverGoaways;
-    out.drainedStreamsNormal += c.drainedStreamsNormal;
-    out.drainedStreamsReset += c.drainedStreamsReset;
-    out.bytesClientToServer += c.bytesClientToServer;
-    out.bytesServerToClient += c.bytesServerToClient;
-  }
+  if (p.hasCounters) addCounters(out, p.counters);
+  addCounters(out, remote.counters);
   return out;
 }
 

@@ -191,6 +191,13 @@ export class H2Tap {
       this.#reported !== mode &&
       !(this.#reported === 'h2c' && mode === 'h2c')
     ) {
+      // Detection and loss of sync in one chunk (the server's SETTINGS and a bad frame read
+      // together): the connection was h2c first, and is told so first, as when they arrive
+      // apart; counters and the drain planner then see the same two steps either way.
+      if (mode === 'opaque' && this.#reported === undefined && s.wasH2c) {
+        this.#reported = 'h2c';
+        this.#owner.protocolKnown('h2c');
+      }
       this.#reported = mode;
       if (mode === 'opaque') clearTimeout(this.#pingTimer);
       this.#owner.protocolKnown(mode);

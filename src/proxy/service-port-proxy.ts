@@ -97,6 +97,42 @@ export class ServicePortCounters {
   bytesServerToClient = 0;
 }
 
+/** Counter figures of a Service port: ServicePortCounters, or a worker's snapshot of them. */
+export interface CounterFigures {
+  readonly turnedAway: Iterable<readonly [string, number]>;
+  readonly protocols: Iterable<readonly [string, number]>;
+  readonly desyncs: Iterable<readonly [string, number]>;
+  readonly drainsStarted: Iterable<readonly [string, number]>;
+  readonly drainsEnded: Iterable<readonly [string, number]>;
+  readonly closes: Iterable<readonly [string, number]>;
+  readonly acceptErrors: Iterable<readonly [string, number]>;
+  readonly serverGoaways: number;
+  readonly drainedStreamsNormal: number;
+  readonly drainedStreamsReset: number;
+  readonly bytesClientToServer: number;
+  readonly bytesServerToClient: number;
+}
+
+function addEntries(into: Map<string, number>, from: Iterable<readonly [string, number]>): void {
+  for (const [k, n] of from) into.set(k, (into.get(k) ?? 0) + n);
+}
+
+/** Adds `from` to `into` (node-wide figures summed over threads). */
+export function addCounters(into: ServicePortCounters, from: CounterFigures): void {
+  addEntries(into.turnedAway as Map<string, number>, from.turnedAway);
+  addEntries(into.protocols as Map<string, number>, from.protocols);
+  addEntries(into.desyncs, from.desyncs);
+  addEntries(into.drainsStarted, from.drainsStarted);
+  addEntries(into.drainsEnded, from.drainsEnded);
+  addEntries(into.closes as Map<string, number>, from.closes);
+  addEntries(into.acceptErrors, from.acceptErrors);
+  into.serverGoaways += from.serverGoaways;
+  into.drainedStreamsNormal += from.drainedStreamsNormal;
+  into.drainedStreamsReset += from.drainedStreamsReset;
+  into.bytesClientToServer += from.bytesClientToServer;
+  into.bytesServerToClient += from.bytesServerToClient;
+}
+
 /**
  * Accept queue of each listener (the kernel caps it at net.core.somaxconn). Node's default, 511,
  * overflows under a burst of a few thousand connects; an overflowing queue drops handshakes, and

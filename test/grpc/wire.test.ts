@@ -1,6 +1,6 @@
 import { randomBytes, createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect, createServer } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLIENT_PREFACE, Flag, FrameType } from '../../src/h2/frame.js';
@@ -196,6 +196,26 @@ describe('GOAWAY injection on the wire', () => {
     await waitFor('desync', async () => ((await counters(d))?.desyncs.size ?? 0) === 1);
     expect([...((await counters(d))?.protocols ?? [])]).toEqual([['h2c', 1]]);
     expect([...((await counters(d))?.desyncs.keys() ?? [])]).toEqual(['stream-id']);
+  });
+
+  it('counts h2c then the desync when both show in one chunk from the server', async () => {
+    // The server's SETTINGS (detection) and a frame no HTTP/2 peer sends (loss of sync) in one
+    // write: the proxy reads them together, and must still count the connection as h2c first.
+    const server = createServer((sock) => {
+      sock.on('error', () => {});
+      sock.once('data', () =>
+        sock.write(Buffer.concat([settings(), frame(FrameType.PING, 0, 1, Buffer.alloc(8))])),
+      );
+    });
+    server.listen({ host: BACKEND, port: 9000 });
+    await once(server, 'listening');
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const d = await daemon();
+    const c = await rawClient(VIP, 8080);
+    cleanups.push(() => c.socket.destroy());
+    c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
+    await waitFor('desync', async () => ((await counters(d))?.desyncs.size ?? 0) === 1);
+    expect([...((await counters(d))?.protocols ?? [])]).toEqual([['h2c', 1]]);
   });
 
   it('passes HTTP/1.1 through byte for byte and never drains it for age', async () => {
