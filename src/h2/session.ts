@@ -279,6 +279,11 @@ export class H2Session {
     return point === 'boundary' || this.#serverAfterPingAck;
   }
 
+  /** GOAWAY + PING injections recorded (`injected()`); the one record of that fact. */
+  get injections(): number {
+    return this.#injections;
+  }
+
   /**
    * Records that GOAWAY + PING were just written to the client. From now on the client's ACK of
    * our PING is removed from the client-to-server bytes. No-op once opaque; throws Error if

@@ -68,8 +68,6 @@ export interface DrainEnd {
   readonly reason: string;
   readonly outcome: DrainOutcome;
   readonly seconds: number;
-  /** Whether GOAWAY was written (h2c drains). */
-  readonly injected: boolean;
   /** Streams that ended after the drain started, normally and by RST_STREAM. */
   readonly streamsNormal: number;
   readonly streamsReset: number;

@@ -119,7 +119,6 @@ export class Connection implements TapOwner, DialOwner {
   #drain: DrainState | undefined;
   #firstToEnd: 'client' | 'server' | undefined;
   #mode: Mode = Mode.SNIFF;
-  #injectedGoaway = false;
   #lingerTimer: NodeJS.Timeout | undefined;
   /** Bytes read from both sockets at the last sweep, and when that number last moved. */
   #seenBytes = 0;
@@ -286,10 +285,6 @@ export class Connection implements TapOwner, DialOwner {
 
   serverGoaway(): void {
     this.#host.serverGoaway(this);
-  }
-
-  injected(): void {
-    this.#injectedGoaway = true;
   }
 
   drainDone(): void {
@@ -617,7 +612,6 @@ export class Connection implements TapOwner, DialOwner {
           drain.outcome ??
           (this.#firstToEnd === 'server' ? DrainOutcome.SERVER_CLOSED : DrainOutcome.CLIENT_CLOSED),
         seconds: (this.#host.now() - drain.startedAt) / 1000,
-        injected: this.#injectedGoaway,
         streamsNormal: (s?.streamsEndedNormally ?? 0) - drain.streamsNormalAtStart,
         streamsReset: (s?.streamsEndedByReset ?? 0) - drain.streamsResetAtStart,
       });

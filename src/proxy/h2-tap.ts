@@ -12,8 +12,6 @@ export interface TapOwner {
   protocolKnown(protocol: 'h2c' | 'opaque'): void;
   /** The server sent its own GOAWAY: no injection is possible any more. */
   serverGoaway(): void;
-  /** GOAWAY + PING went out to the client. */
-  injected(): void;
   /** The drained connection can close: the client has the GOAWAY and no stream is open. */
   drainDone(): void;
 }
@@ -49,7 +47,6 @@ export class H2Tap {
   #goawaySeen = false;
   /** Set while a drain waits for its injection point. */
   #want: InjectionPoint | undefined;
-  #injected = false;
   #debug = '';
   #clientEnded = false;
   #pingTimer: NodeJS.Timeout | undefined;
@@ -114,7 +111,7 @@ export class H2Tap {
 
   /** Starts the drain sequence with `reason` as GOAWAY debug data. */
   startDrain(reason: string): void {
-    if (this.#want !== undefined || this.#injected) return;
+    if (this.#want !== undefined || this.#injectedOnce) return;
     this.#debug = `kube-lc-proxy: ${reason}`;
     const s = this.session;
     if (s.clientPingsSeen > 0 && this.#opts.pingAckWaitMaxMs > 0) {
@@ -132,6 +129,11 @@ export class H2Tap {
     }
   }
 
+  /** GOAWAY + PING went out (the session records it; nothing here keeps a copy). */
+  get #injectedOnce(): boolean {
+    return this.session.injections > 0;
+  }
+
   /** The number of open streams as last reported (for release at close). */
   get reportedStreams(): number {
     return this.#streams;
@@ -142,7 +144,7 @@ export class H2Tap {
   }
 
   #fallBackToBoundary(): void {
-    if (this.#injected || this.#want === undefined) return;
+    if (this.#injectedOnce || this.#want === undefined) return;
     this.#want = 'boundary';
     this.#tryInjectNow();
   }
@@ -162,8 +164,6 @@ export class H2Tap {
     client.write(encodeGoaway(MAX_STREAM_ID, ErrorCode.NO_ERROR, this.#debug));
     client.write(encodePing(this.#opts.pingPayload));
     this.session.injected();
-    this.#injected = true;
-    this.#owner.injected();
   }
 
   #notePing(): void {
@@ -206,7 +206,7 @@ export class H2Tap {
     // Detection may finish after a drain was asked for: inject as soon as it can.
     if (this.#want === 'boundary' && mode === 'h2c') this.#tryInjectNow();
     if (
-      this.#injected &&
+      this.#injectedOnce &&
       mode === 'h2c' &&
       streams === 0 &&
       (s.ourPingAcked || this.#clientEnded)
