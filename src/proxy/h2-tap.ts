@@ -161,8 +161,13 @@ export class H2Tap {
     // RFC 9113 §6.8: a GOAWAY with the highest stream id tells the client to open no new stream
     // here while every stream it has open keeps running (gRPC A9's first GOAWAY). The PING that
     // follows tells us when the client has processed it.
-    client.write(encodeGoaway(MAX_STREAM_ID, ErrorCode.NO_ERROR, this.#debug));
-    client.write(encodePing(this.#opts.pingPayload));
+    // One write: one system call, and the client reads the two frames together.
+    client.write(
+      Buffer.concat([
+        encodeGoaway(MAX_STREAM_ID, ErrorCode.NO_ERROR, this.#debug),
+        encodePing(this.#opts.pingPayload),
+      ]),
+    );
     this.session.injected();
   }
 

@@ -82,7 +82,8 @@ describe('GOAWAY injection on the wire', () => {
     c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
     await c.waitFor('response HEADERS', (r) => r.frames.some((f) => f.type === FrameType.HEADERS));
     await drainOnly(d, 'endpoint_terminating', 5000);
-    await c.waitFor('GOAWAY', (r) => r.frames.some((f) => f.type === FrameType.GOAWAY));
+    // The PING follows the GOAWAY: wait for it, the last frame expected.
+    await c.waitFor('GOAWAY and PING', (r) => r.frames.some((f) => f.type === FrameType.PING));
     const types = c.received.types();
     // The GOAWAY may come at any frame boundary after the header block ends, never inside it.
     expect(types.slice(0, 3)).toEqual(['SETTINGS', 'HEADERS', 'CONTINUATION']);
