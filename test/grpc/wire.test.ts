@@ -60,6 +60,20 @@ function server(onFrame: Parameters<typeof rawServer>[2]): Promise<RawServer> {
 
 const counters = async (d: TestDaemon) => (await d.portStats('default/echo:grpc'))?.counters;
 
+/**
+ * One request from a raw client to a server that breaks HTTP/2 in its answer: the connection
+ * is counted once as h2c, and once as a desync (a PING on a stream).
+ */
+async function expectH2cThenDesync(): Promise<void> {
+  const d = await daemon();
+  const c = await rawClient(VIP, 8080);
+  cleanups.push(() => c.socket.destroy());
+  c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
+  await waitFor('desync', async () => ((await counters(d))?.desyncs.size ?? 0) === 1);
+  expect([...((await counters(d))?.protocols ?? [])]).toEqual([['h2c', 1]]);
+  expect([...((await counters(d))?.desyncs.keys() ?? [])]).toEqual(['stream-id']);
+}
+
 describe('GOAWAY injection on the wire', () => {
   it('never injects inside a header block split by CONTINUATION frames', async () => {
     const srv = await server((f, s) => {
@@ -190,13 +204,7 @@ describe('GOAWAY injection on the wire', () => {
       // A PING on a stream: no valid HTTP/2 peer sends that (RFC 9113 §6.7).
       if (f.type === FrameType.HEADERS) s.write(frame(FrameType.PING, 0, 1, Buffer.alloc(8)));
     });
-    const d = await daemon();
-    const c = await rawClient(VIP, 8080);
-    cleanups.push(() => c.socket.destroy());
-    c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
-    await waitFor('desync', async () => ((await counters(d))?.desyncs.size ?? 0) === 1);
-    expect([...((await counters(d))?.protocols ?? [])]).toEqual([['h2c', 1]]);
-    expect([...((await counters(d))?.desyncs.keys() ?? [])]).toEqual(['stream-id']);
+    await expectH2cThenDesync();
   });
 
   it('counts h2c then the desync when both show in one chunk from the server', async () => {
@@ -211,12 +219,7 @@ describe('GOAWAY injection on the wire', () => {
     server.listen({ host: BACKEND, port: 9000 });
     await once(server, 'listening');
     cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-    const d = await daemon();
-    const c = await rawClient(VIP, 8080);
-    cleanups.push(() => c.socket.destroy());
-    c.send(headers(1, Flag.END_HEADERS | Flag.END_STREAM));
-    await waitFor('desync', async () => ((await counters(d))?.desyncs.size ?? 0) === 1);
-    expect([...((await counters(d))?.protocols ?? [])]).toEqual([['h2c', 1]]);
+    await expectH2cThenDesync();
   });
 
   it('passes HTTP/1.1 through byte for byte and never drains it for age', async () => {
